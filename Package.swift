@@ -1,0 +1,79 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("InternalImportsByDefault")]
+
+let package = Package(
+    name: "gatehouse",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gatehouse-server", targets: ["gatehouse-server"]),
+        .executable(name: "gatehouse", targets: ["gatehouse"]),
+        .library(name: "GatehouseServer", targets: ["GatehouseServer"]),
+        .library(name: "GatehouseClient", targets: ["GatehouseClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // epoll, eventfd, accept4 and friends: the Linux calls Glibc does not export cleanly.
+        .target(name: "CGatehouseLinux"),
+        .target(name: "GatehouseTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "GatehouseProtocol", swiftSettings: strict),
+        .target(name: "GatehouseAuth", dependencies: ["GatehouseTLS"], swiftSettings: strict),
+        // OwnedFD, threads and every system call, behind one small wrapper layer.
+        .target(name: "GatehouseSystem", dependencies: ["CGatehouseLinux"], swiftSettings: strict),
+        .target(name: "GatehouseJournal", dependencies: ["GatehouseSystem"], swiftSettings: strict),
+        .target(
+            name: "GatehouseServer",
+            dependencies: [
+                "GatehouseSystem", "GatehouseTLS", "GatehouseProtocol", "GatehouseAuth", "GatehouseJournal",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "GatehouseClient",
+            dependencies: ["GatehouseTLS", "GatehouseSystem", "GatehouseProtocol"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "gatehouse-server",
+            dependencies: [
+                "GatehouseServer", "GatehouseAuth", "GatehouseTLS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "gatehouse",
+            dependencies: [
+                "GatehouseClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["GatehouseClient"],
+            path: "Tests/TestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "GatehouseProtocolTests", dependencies: ["GatehouseProtocol"]),
+        .testTarget(name: "GatehouseTLSTests", dependencies: ["GatehouseTLS", "TestSupport"]),
+        .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "TestSupport"]),
+        .testTarget(name: "GatehouseJournalTests", dependencies: ["GatehouseJournal", "TestSupport"]),
+        .testTarget(
+            name: "GatehouseIntegrationTests",
+            dependencies: ["GatehouseClient", "TestSupport"]
+        ),
+    ]
+)

@@ -1,0 +1,63 @@
+// The C that Swift cannot import from OpenSSL 3: macros (SSL_CTX_set_min_proto_version and
+// friends are #defines over SSL_CTX_ctrl) and varargs. Each wrapper is named COpenSSL_<C name>
+// so that grepping the C name finds it. Nothing here holds state or allocates.
+#ifndef COPENSSL_SHIM_H
+#define COPENSSL_SHIM_H
+
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <openssl/pem.h>
+
+static inline int COpenSSL_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_min_proto_version(ctx, version);
+}
+static inline int COpenSSL_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_max_proto_version(ctx, version);
+}
+static inline long COpenSSL_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) {
+    return SSL_CTX_set_mode(ctx, mode);
+}
+static inline long COpenSSL_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode) {
+    return SSL_CTX_set_session_cache_mode(ctx, mode);
+}
+static inline int COpenSSL_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list) {
+    return (int)SSL_CTX_set1_groups_list(ctx, list);
+}
+static inline int COpenSSL_SSL_CTX_build_cert_chain(SSL_CTX *ctx, long flags) {
+    return (int)SSL_CTX_build_cert_chain(ctx, flags);
+}
+static inline int COpenSSL_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name(ssl, name);
+}
+static inline void COpenSSL_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes) {
+    SSL_CTX_set_read_ahead(ctx, yes);
+}
+
+// The option and mode bits are macros of type uint64_t/long; give Swift plain constants.
+static const uint64_t COpenSSL_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
+static const uint64_t COpenSSL_SSL_OP_NO_COMPRESSION = SSL_OP_NO_COMPRESSION;
+static const uint64_t COpenSSL_SSL_OP_CIPHER_SERVER_PREFERENCE = SSL_OP_CIPHER_SERVER_PREFERENCE;
+static const uint64_t COpenSSL_SSL_OP_NO_TICKET = SSL_OP_NO_TICKET;
+static const uint64_t COpenSSL_SSL_OP_IGNORE_UNEXPECTED_EOF = SSL_OP_IGNORE_UNEXPECTED_EOF;
+static const long COpenSSL_SSL_MODE_RELEASE_BUFFERS = SSL_MODE_RELEASE_BUFFERS;
+static const long COpenSSL_SSL_MODE_ENABLE_PARTIAL_WRITE = SSL_MODE_ENABLE_PARTIAL_WRITE;
+static const long COpenSSL_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER = SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER;
+static const long COpenSSL_SSL_MODE_NO_AUTO_CHAIN = SSL_MODE_NO_AUTO_CHAIN;
+static const long COpenSSL_SSL_SESS_CACHE_OFF = SSL_SESS_CACHE_OFF;
+static const long COpenSSL_SSL_SESS_CACHE_CLIENT = SSL_SESS_CACHE_CLIENT;
+static const int COpenSSL_TLS1_2_VERSION = TLS1_2_VERSION;
+static const int COpenSSL_TLS1_3_VERSION = TLS1_3_VERSION;
+static const int COpenSSL_SSL_FILETYPE_PEM = SSL_FILETYPE_PEM;
+static const int COpenSSL_SSL_VERIFY_NONE = SSL_VERIFY_NONE;
+static const int COpenSSL_SSL_VERIFY_PEER = SSL_VERIFY_PEER;
+static const int COpenSSL_SSL_VERIFY_FAIL_IF_NO_PEER_CERT = SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+
+// ERR_GET_LIB / ERR_GET_REASON are macros (inline functions in 3.0, but keep one path).
+static inline int COpenSSL_ERR_GET_REASON(unsigned long e) { return ERR_GET_REASON(e); }
+
+#endif

@@ -1,0 +1,50 @@
+/// Why a line was refused before its verb was read.
+public enum LineProblem: Sendable, Equatable {
+    case badUTF8
+    case badChar
+}
+
+/// Checks a line (CR and LF already removed) for valid UTF-8 and for control characters.
+///
+/// One pass: UTF-8 errors win over control characters wherever they occur in the line, as the
+/// protocol orders the checks (`BAD_UTF8` before `BAD_CHAR`).
+public enum LineValidator {
+    /// Returns the first problem by the protocol's order, or nil for a clean line.
+    public static func validate(_ line: UnsafeRawBufferPointer) -> LineProblem? {
+        var badChar = false
+        var i = 0
+        let n = line.count
+        while i < n {
+            let b = line[i]
+            if b < 0x80 {
+                // ASCII: C0 controls except TAB, and DEL.
+                if (b < 0x20 && b != 0x09) || b == 0x7F { badChar = true }
+                i += 1
+                continue
+            }
+            // Multi-byte sequences, per RFC 3629 table 3-7 (no overlongs, no surrogates, <= U+10FFFF).
+            let need: Int
+            var lo: UInt8 = 0x80
+            var hi: UInt8 = 0xBF
+            switch b {
+            case 0xC2...0xDF: need = 1
+            case 0xE0: need = 2; lo = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: need = 2
+            case 0xED: need = 2; hi = 0x9F  // excludes U+D800..U+DFFF
+            case 0xF0: need = 3; lo = 0x90
+            case 0xF1...0xF3: need = 3
+            case 0xF4: need = 3; hi = 0x8F  // excludes > U+10FFFF
+            default: return .badUTF8  // stray continuation, C0/C1 overlong lead, F5..FF
+            }
+            guard i + need < n else { return .badUTF8 }  // truncated
+            let b1 = line[i + 1]
+            guard b1 >= lo && b1 <= hi else { return .badUTF8 }
+            if need >= 2 { guard line[i + 2] & 0xC0 == 0x80 else { return .badUTF8 } }
+            if need == 3 { guard line[i + 3] & 0xC0 == 0x80 else { return .badUTF8 } }
+            // C1 controls U+0080..U+009F are C2 80..C2 9F.
+            if b == 0xC2 && b1 <= 0x9F { badChar = true }
+            i += need + 1
+        }
+        return badChar ? .badChar : nil
+    }
+}

@@ -1,0 +1,169 @@
+import GatehouseAuth
+import GatehouseJournal
+import GatehouseSystem
+import GatehouseTLS
+public import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An error that keeps the server from starting; `message` tells the operator what to fix.
+public struct ServerError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The Gatehouse server: listeners, worker threads, journal; started once, stopped once.
+///
+/// `start` builds everything and returns once the workers accept; `drain` begins a graceful
+/// shutdown; `wait` blocks until the workers are gone. Safe to call from any thread.
+public final class Server: Sendable {
+    private let shared: ServerShared
+    private let workers: [WorkerHandle]
+    /// The address the listeners are bound to (with the real port when 0 was asked for).
+    public let boundAddress: String
+    public let port: Int
+
+    struct WorkerHandle: Sendable {
+        let inbox: WorkerInbox
+        let thread: OSThread
+    }
+
+    /// Loads TLS material and tokens, recovers the journal, binds, and starts the workers.
+    ///
+    /// > Warning: blocks on file I/O (keys, tokens, journal recovery) and on the bind.
+    public init(config: ServerConfiguration, logger: Logger) throws(ServerError) {
+        Process.ignoreSIGPIPE()
+        let fdLimit = Process.raiseDescriptorLimit()
+
+        do {
+            try FilePermissions.requirePrivate(config.tls.privateKeyFile, what: "private key")
+        } catch { throw ServerError(error.message) }
+        let tls: TLSContext
+        do { tls = try TLSContext(server: config.tls) } catch { throw ServerError("TLS: \(error)") }
+        let tokens: TokenStore
+        do { tokens = try TokenFile.load(config.tokensFile) } catch { throw ServerError(error.message) }
+
+        let workerCount = config.workers > 0 ? config.workers : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        // Inboxes exist before the journal so that its completion handler can reach them.
+        var wakeFDs: [Int32] = []
+        var inboxes: [WorkerInbox] = []
+        for _ in 0..<workerCount {
+            do {
+                let fd = try EventFD.create().release()  // kept for the life of the process
+                wakeFDs.append(fd)
+                inboxes.append(WorkerInbox(wakeFD: fd))
+            } catch { throw ServerError("\(error)") }
+        }
+        let routes = inboxes
+        let journal: Journal
+        do {
+            journal = try Journal(path: config.journalFile, policy: config.fsync) { batches in
+                // Group the flushed batches by worker: one lock and one wake-up per worker.
+                var byWorker = [[JournalBatch]](repeating: [], count: routes.count)
+                for batch in batches { byWorker[batch.worker].append(batch) }
+                for (index, group) in byWorker.enumerated() where !group.isEmpty {
+                    routes[index].post(batches: group)
+                }
+            }
+        } catch { throw ServerError("journal: \(error)") }
+        if journal.recovery.truncatedBytes > 0 {
+            logger.warning(
+                "journal: cut a torn last record left by a crash",
+                metadata: ["bytes": "\(journal.recovery.truncatedBytes)", "path": "\(config.journalFile)"])
+        }
+
+        // One listening socket per worker, all on one port (SO_REUSEPORT): the kernel spreads
+        // new connections across workers, with no accept thread and no hand-off.
+        var address: SocketAddress
+        do {
+            guard let first = try SocketAddress.resolve(host: config.host, port: config.port).first else {
+                throw ServerError("cannot resolve \(config.host)")
+            }
+            address = first
+        } catch let error as ServerError { throw error } catch {
+            throw ServerError("\(error)")
+        }
+        var listeners: [Int32] = []
+        for _ in 0..<workerCount {
+            do {
+                let fd = try Socket.listen(on: address).release()
+                if address.port == 0 { address = try Socket.localAddress(fd) }
+                listeners.append(fd)
+            } catch {
+                journal.shutdown()
+                throw ServerError("cannot listen on \(address): \(error)")
+            }
+        }
+        self.boundAddress = address.description
+        self.port = address.port
+
+        let shared = ServerShared(config: config, logger: logger, tls: tls, tokens: tokens, journal: journal)
+        self.shared = shared
+        var handles: [WorkerHandle] = []
+        for index in 0..<workerCount {
+            let worker: Worker
+            do {
+                let epoll = try Epoll.create().release()
+                worker = try Worker(index: index, shared: shared, listener: listeners[index], epoll: epoll, inbox: inboxes[index])
+            } catch { throw ServerError("worker \(index): \(error)") }
+            let box = UncheckedBox(worker)
+            let thread = OSThread(name: "gh-worker-\(index)") { box.value.run() }
+            handles.append(WorkerHandle(inbox: inboxes[index], thread: thread))
+        }
+        self.workers = handles
+        logger.info(
+            "gatehouse listening",
+            metadata: [
+                "address": "\(boundAddress)", "workers": "\(workerCount)", "tls_min": "\(config.tls.minimumVersion.rawValue)",
+                "client_auth": "\(config.tls.clientAuth.rawValue)", "journal": "\(config.journalFile)",
+                "fsync": "\(config.fsync)", "next_id": "\(journal.nextID)", "users": "\(tokens.users.count)",
+                "max_connections": "\(config.maxConnections)", "fd_limit": "\(fdLimit)",
+            ])
+    }
+
+    /// Begins a graceful shutdown: stop accepting, answer what was read, SHUTTING_DOWN, close.
+    public func drain() {
+        for worker in workers { worker.inbox.post(.drain) }
+    }
+
+    /// Closes every connection now.
+    public func stopNow() {
+        for worker in workers { worker.inbox.post(.stop) }
+    }
+
+    /// Waits for every worker to finish, then flushes and closes the journal.
+    public func wait() {
+        for worker in workers { worker.thread.join() }
+        shared.journal.shutdown()
+        let stats = shared.journal.statistics
+        shared.logger.info(
+            "gatehouse stopped",
+            metadata: [
+                "records": "\(stats.records)", "flushes": "\(stats.flushes)",
+                "acknowledged": "\(shared.metrics.messagesAcknowledged.load(ordering: .relaxed))",
+            ])
+    }
+
+    /// Reloads the tokens file (SIGHUP). A broken file is refused and the old tokens stay.
+    public func reloadTokens() {
+        do {
+            let tokens = try TokenFile.load(shared.config.tokensFile)
+            shared.replace(tokens: tokens)
+            shared.logger.info("tokens reloaded", metadata: ["users": "\(tokens.users.count)"])
+        } catch {
+            shared.logger.error("tokens not reloaded; the old ones stay in force", metadata: ["error": "\(error.message)"])
+        }
+    }
+
+    public var metrics: [String: Int] { shared.metrics.snapshot }
+}
+
+/// Moves a non-Sendable value into the one thread that will own it from then on.
+private final class UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

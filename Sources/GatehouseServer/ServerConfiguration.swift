@@ -1,0 +1,32 @@
+public import GatehouseJournal
+public import GatehouseTLS
+
+/// Everything the server needs to run, already validated by the command line.
+public struct ServerConfiguration: Sendable {
+    public var host: String = "::"
+    public var port: Int = 9999
+    /// Worker threads; 0 means one per core.
+    public var workers: Int = 0
+    public var tls: TLSServerConfiguration
+    public var tokensFile: String
+    public var journalFile: String
+    public var fsync: FsyncPolicy = .always
+    /// Longest request line in bytes, CR and LF included.
+    public var maxLine: Int = 65_536
+    /// ERR replies a connection may receive before it is closed.
+    public var errorBudget: Int = 10
+    public var handshakeTimeoutMs: Int = 10_000
+    public var idleTimeoutMs: Int = 300_000
+    public var drainTimeoutMs: Int = 10_000
+    public var maxConnections: Int = 10_000
+    /// Reply bytes queued for a client before the server stops reading from it.
+    public var maxOutboundBytes: Int = 256 * 1024
+    /// Messages of one connection waiting for the journal before the server stops reading from it.
+    public var maxInFlightPerConnection: Int = 4096
+
+    public init(tls: TLSServerConfiguration, tokensFile: String, journalFile: String) {
+        self.tls = tls
+        self.tokensFile = tokensFile
+        self.journalFile = journalFile
+    }
+}

@@ -1,0 +1,34 @@
+import GatehouseAuth
+import GatehouseJournal
+import GatehouseTLS
+import Logging
+import Synchronization
+
+/// What every worker shares: configuration, TLS context, tokens, journal, metrics, logger.
+///
+/// Immutable except for the reloadable material (TLS context, tokens), each behind its own
+/// mutex and swapped whole, so a worker reads one consistent version.
+final class ServerShared: Sendable {
+    let config: ServerConfiguration
+    let logger: Logger
+    let metrics = ServerMetrics()
+    let journal: Journal
+    private let tlsContext: Mutex<TLSContext>
+    private let tokenStore: Mutex<TokenStore>
+    private let connectionCounter = Atomic<UInt64>(0)
+
+    init(config: ServerConfiguration, logger: Logger, tls: TLSContext, tokens: TokenStore, journal: Journal) {
+        self.config = config
+        self.logger = logger
+        self.tlsContext = Mutex(tls)
+        self.tokenStore = Mutex(tokens)
+        self.journal = journal
+    }
+
+    func currentTLSContext() -> TLSContext { tlsContext.withLock { $0 } }
+    func tokens() -> TokenStore { tokenStore.withLock { $0 } }
+    func replace(tokens: TokenStore) { tokenStore.withLock { $0 = tokens } }
+    func replace(tls: TLSContext) { tlsContext.withLock { $0 = tls } }
+
+    func nextConnectionID() -> UInt64 { connectionCounter.add(1, ordering: .relaxed).newValue }
+}

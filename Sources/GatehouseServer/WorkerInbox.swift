@@ -1,0 +1,47 @@
+import GatehouseJournal
+import GatehouseSystem
+import Synchronization
+
+/// What other threads hand a worker: journal completions and commands. Posting signals the
+/// worker's eventfd, which wakes its epoll loop.
+final class WorkerInbox: Sendable {
+    enum Command: Sendable {
+        /// Stop accepting, finish what was read, say SHUTTING_DOWN, close everything.
+        case drain
+        /// Close everything now and leave the loop.
+        case stop
+    }
+
+    private struct Content {
+        var batches: [JournalBatch] = []
+        var commands: [Command] = []
+    }
+
+    private let content = Mutex(Content())
+    let wakeFD: Int32
+
+    init(wakeFD: Int32) {
+        self.wakeFD = wakeFD
+    }
+
+    func post(batches: [JournalBatch]) {
+        content.withLock { $0.batches.append(contentsOf: batches) }
+        EventFD.signal(wakeFD)
+    }
+
+    func post(_ command: Command) {
+        content.withLock { $0.commands.append(command) }
+        EventFD.signal(wakeFD)
+    }
+
+    /// Takes everything posted so far.
+    func take() -> (batches: [JournalBatch], commands: [Command]) {
+        content.withLock { c in
+            defer {
+                c.batches.removeAll(keepingCapacity: true)
+                c.commands.removeAll()
+            }
+            return (c.batches, c.commands)
+        }
+    }
+}

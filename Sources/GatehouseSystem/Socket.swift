@@ -1,0 +1,230 @@
+import CGatehouseLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A resolved socket address (IPv4 or IPv6), kept as raw storage.
+public struct SocketAddress: Sendable, CustomStringConvertible {
+    var storage = sockaddr_storage()
+    var length: socklen_t = 0
+
+    public var isIPv6: Bool { storage.ss_family == sa_family_t(AF_INET6) }
+
+    /// Parses a numeric host (`127.0.0.1`, `::1`, `::`, `0.0.0.0`) and a port. Names are resolved
+    /// with getaddrinfo (blocking: start-up only).
+    public static func resolve(host: String, port: Int) throws(SystemError) -> [SocketAddress] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG
+        hints.ai_family = AF_UNSPEC
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host == "*" ? nil : host, String(port), &hints, &result)
+        guard rc == 0, let first = result else {
+            throw SystemError("getaddrinfo(\(host))", errno: rc == EAI_SYSTEM ? errno : EADDRNOTAVAIL)
+        }
+        defer { freeaddrinfo(first) }
+        var out: [SocketAddress] = []
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let ai = cursor {
+            var address = SocketAddress()
+            withUnsafeMutableBytes(of: &address.storage) { dst in
+                dst.copyMemory(from: UnsafeRawBufferPointer(start: ai.pointee.ai_addr, count: Int(ai.pointee.ai_addrlen)))
+            }
+            address.length = ai.pointee.ai_addrlen
+            out.append(address)
+            cursor = ai.pointee.ai_next
+        }
+        return out
+    }
+
+    /// `127.0.0.1:9999` or `[::1]:9999`.
+    public var description: String {
+        var copy = storage
+        return withUnsafePointer(to: &copy) { ptr in
+            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { Self.format($0) }
+        }
+    }
+
+    public var port: Int {
+        var copy = storage
+        return withUnsafePointer(to: &copy) { ptr in
+            if storage.ss_family == sa_family_t(AF_INET6) {
+                return ptr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+            }
+            return ptr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+        }
+    }
+
+    /// The host part alone (no port, no brackets), used to key per-address limits.
+    public var host: String {
+        var copy = storage
+        return withUnsafePointer(to: &copy) { ptr in
+            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { Self.formatHost($0) }
+        }
+    }
+
+    static func formatHost(_ sa: UnsafePointer<sockaddr>) -> String {
+        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        if sa.pointee.sa_family == sa_family_t(AF_INET6) {
+            return sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                var addr = sin6.pointee.sin6_addr
+                inet_ntop(AF_INET6, &addr, &buf, socklen_t(buf.count))
+                var text = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                // A v4 client on a dual-stack socket: show it as plain IPv4.
+                if text.hasPrefix("::ffff:") && text.contains(".") { text.removeFirst(7) }
+                return text
+            }
+        }
+        return sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+            var addr = sin.pointee.sin_addr
+            inet_ntop(AF_INET, &addr, &buf, socklen_t(buf.count))
+            return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+    }
+
+    static func format(_ sa: UnsafePointer<sockaddr>) -> String {
+        let host = formatHost(sa)
+        let port: UInt16
+        if sa.pointee.sa_family == sa_family_t(AF_INET6) {
+            port = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
+        } else {
+            port = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+        }
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+public enum Socket {
+    /// A non-blocking listening socket on `address`, with SO_REUSEADDR, SO_REUSEPORT (so each
+    /// worker can have its own) and, for `::`, dual-stack.
+    public static func listen(on address: SocketAddress, backlog: Int32 = 4096) throws(SystemError) -> OwnedFD {
+        let family = Int32(address.storage.ss_family)
+        let raw = socket(family, Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_NONBLOCK | CGatehouseLinux_SOCK_CLOEXEC, 0)
+        guard raw >= 0 else { throw SystemError("socket", errno: errno) }
+        let fd = OwnedFD(taking: raw)
+        var one: Int32 = 1
+        var zero: Int32 = 0
+        setsockopt(raw, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard setsockopt(raw, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw SystemError("setsockopt(SO_REUSEPORT)", errno: errno)
+        }
+        if family == AF_INET6 {
+            setsockopt(raw, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size))
+        }
+        var storage = address.storage
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(raw, $0, address.length) }
+        }
+        guard rc == 0 else { throw SystemError("bind(\(address))", errno: errno) }
+        guard Glibc.listen(raw, backlog) == 0 else { throw SystemError("listen", errno: errno) }
+        return fd
+    }
+
+    /// The address a socket is bound to (to learn the port the kernel chose for port 0).
+    public static func localAddress(_ fd: Int32) throws(SystemError) -> SocketAddress {
+        var address = SocketAddress()
+        address.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &address.storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &address.length) }
+        }
+        guard rc == 0 else { throw SystemError("getsockname", errno: errno) }
+        return address
+    }
+
+    /// Accepts one connection, non-blocking and close-on-exec. `nil` when none is waiting.
+    public static func accept(_ fd: Int32) throws(SystemError) -> (fd: Int32, peer: SocketAddress)? {
+        var address = SocketAddress()
+        address.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        while true {
+            let raw = withUnsafeMutablePointer(to: &address.storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    CGatehouseLinux_accept4(fd, $0, &address.length, CGatehouseLinux_SOCK_NONBLOCK | CGatehouseLinux_SOCK_CLOEXEC)
+                }
+            }
+            if raw >= 0 {
+                var one: Int32 = 1
+                setsockopt(raw, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                return (raw, address)
+            }
+            switch errno {
+            case EINTR, ECONNABORTED: continue
+            case EAGAIN, EWOULDBLOCK: return nil
+            default: throw SystemError("accept4", errno: errno)
+            }
+        }
+    }
+
+    /// A blocking TCP connection to `host:port` (for clients and tests), with TCP_NODELAY.
+    public static func connect(host: String, port: Int) throws(SystemError) -> OwnedFD {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &result)
+        guard rc == 0, let first = result else {
+            throw SystemError("getaddrinfo(\(host))", errno: rc == EAI_SYSTEM ? errno : EHOSTUNREACH)
+        }
+        defer { freeaddrinfo(first) }
+        var lastErrno: Int32 = ECONNREFUSED
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let ai = cursor {
+            cursor = ai.pointee.ai_next
+            let raw = socket(ai.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_CLOEXEC, 0)
+            if raw < 0 { lastErrno = errno; continue }
+            var connected = Glibc.connect(raw, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0
+            while !connected && errno == EINTR {
+                connected = Glibc.connect(raw, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0
+            }
+            if connected {
+                var one: Int32 = 1
+                setsockopt(raw, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                return OwnedFD(taking: raw)
+            }
+            lastErrno = errno
+            Glibc.close(raw)
+        }
+        throw SystemError("connect(\(host):\(port))", errno: lastErrno)
+    }
+
+    /// Makes `fd` non-blocking.
+    public static func setNonBlocking(_ fd: Int32) {
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+    }
+
+    /// Closes `fd`, aborting with a RST (SO_LINGER 0) when `reset` is set.
+    public static func close(_ fd: Int32, reset: Bool = false) {
+        if reset {
+            var l = linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+        }
+        _ = Glibc.close(fd)
+    }
+}
+
+/// Process-wide settings.
+public enum Process {
+    /// Ignores SIGPIPE: a write to a closed socket must be an EPIPE result, not a dead server.
+    public static func ignoreSIGPIPE() {
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Raises the descriptor soft limit to the hard limit; returns the new soft limit.
+    @discardableResult
+    public static func raiseDescriptorLimit() -> Int {
+        var rl = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0 else { return 1024 }
+        if rl.rlim_cur < rl.rlim_max {
+            var raised = rl
+            raised.rlim_cur = rl.rlim_max
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { return Int(raised.rlim_cur) }
+        }
+        return Int(rl.rlim_cur)
+    }
+
+    public static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}

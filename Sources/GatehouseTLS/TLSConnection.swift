@@ -1,0 +1,179 @@
+import COpenSSL
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The outcome of one non-blocking TLS call. Wanting more I/O is a result, not an error.
+public enum TLSIOResult: Sendable {
+    /// The call completed; for read and write, this many bytes moved (0 for a handshake).
+    case done(Int)
+    /// Call again when the socket is readable.
+    case wantRead
+    /// Call again when the socket is writable.
+    case wantWrite
+    /// The peer closed the TLS session (close_notify, or a clean EOF).
+    case closed
+    case failed(TLSError)
+}
+
+/// One `SSL` object: a TLS session over a non-blocking socket or over memory BIOs.
+///
+/// Not thread-safe: owned by one worker thread for its whole life. Holds its `TLSContext`
+/// strongly, so the context outlives every session made from it; frees the `SSL` in `deinit`.
+public final class TLSConnection {
+    let ssl: OpaquePointer
+    public let context: TLSContext
+    private var memoryIn: OpaquePointer?
+    private var memoryOut: OpaquePointer?
+
+    /// A session over the connected socket `fd`, which the caller keeps owning.
+    public init(context: TLSContext, fd: Int32) throws(TLSError) {
+        OpenSSLErrorQueue.clear()
+        guard let ssl = SSL_new(context.ctx) else { throw .drained(.resource, "SSL_new failed") }
+        self.ssl = ssl
+        self.context = context
+        guard SSL_set_fd(ssl, fd) == 1 else { throw .drained(.resource, "SSL_set_fd failed") }
+        if context.isServer { SSL_set_accept_state(ssl) } else { SSL_set_connect_state(ssl) }
+    }
+
+    /// A session over memory: ciphertext goes in with `feed(ciphertext:)` and comes out with
+    /// `takeCiphertext()`. For tests and for measuring TLS without sockets.
+    public init(inMemory context: TLSContext) throws(TLSError) {
+        OpenSSLErrorQueue.clear()
+        guard let ssl = SSL_new(context.ctx), let rbio = BIO_new(BIO_s_mem()), let wbio = BIO_new(BIO_s_mem())
+        else { throw .drained(.resource, "SSL_new or BIO_new failed") }
+        self.ssl = ssl
+        self.context = context
+        SSL_set_bio(ssl, rbio, wbio)  // the SSL now owns both BIOs
+        memoryIn = rbio
+        memoryOut = wbio
+        if context.isServer { SSL_set_accept_state(ssl) } else { SSL_set_connect_state(ssl) }
+    }
+
+    deinit {
+        SSL_free(ssl)
+    }
+
+    /// Sets SNI and the name the peer's certificate must carry (client side).
+    public func setServerName(_ name: String, verifyHost: Bool) throws(TLSError) {
+        OpenSSLErrorQueue.clear()
+        guard COpenSSL_SSL_set_tlsext_host_name(ssl, name) == 1 else {
+            throw .drained(.configuration, "cannot set SNI name \(name)")
+        }
+        if verifyHost {
+            let isIP = name.contains(":") || name.allSatisfy { $0.isNumber || $0 == "." }
+            if isIP {
+                guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 else {
+                    throw .drained(.configuration, "cannot verify against address \(name)")
+                }
+            } else {
+                guard SSL_set1_host(ssl, name) == 1 else {
+                    throw .drained(.configuration, "cannot verify against host \(name)")
+                }
+            }
+        }
+    }
+
+    /// Advances the handshake. `.done(0)` when it has completed.
+    public func handshake() -> TLSIOResult {
+        OpenSSLErrorQueue.clear()
+        let rc = SSL_do_handshake(ssl)
+        if rc == 1 { return .done(0) }
+        return classify(rc, during: .handshake)
+    }
+
+    public var isHandshakeComplete: Bool { SSL_is_init_finished(ssl) == 1 }
+
+    /// Reads decrypted bytes into `buffer`.
+    @inline(__always)
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
+        OpenSSLErrorQueue.clear()
+        let rc = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
+        if rc > 0 { return .done(Int(rc)) }
+        return classify(rc, during: .protocolViolation)
+    }
+
+    /// Encrypts and sends from `buffer`; partial writes are possible (`.done(n)` with n < count).
+    /// After `.wantWrite`, call again with the same leading bytes.
+    @inline(__always)
+    public func write(_ buffer: UnsafeRawBufferPointer) -> TLSIOResult {
+        if buffer.isEmpty { return .done(0) }
+        OpenSSLErrorQueue.clear()
+        let rc = SSL_write(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
+        if rc > 0 { return .done(Int(rc)) }
+        return classify(rc, during: .io)
+    }
+
+    /// Sends close_notify, once, without waiting for the peer's.
+    public func shutdown() {
+        OpenSSLErrorQueue.clear()
+        if isHandshakeComplete { _ = SSL_shutdown(ssl) }
+        OpenSSLErrorQueue.clear()
+    }
+
+    /// Bytes already decrypted and buffered inside OpenSSL.
+    public var pendingPlaintext: Int { Int(SSL_pending(ssl)) }
+
+    /// Whether this session resumed an earlier one.
+    public var sessionReused: Bool { SSL_session_reused(ssl) == 1 }
+
+    public var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
+
+    public var cipherName: String {
+        guard let cipher = SSL_get_current_cipher(ssl) else { return "none" }
+        return String(cString: SSL_CIPHER_get_name(cipher))
+    }
+
+    /// The subject common name of a verified peer certificate, or nil.
+    public var verifiedPeerCommonName: String? {
+        guard SSL_get_verify_result(ssl) == Int(X509_V_OK), let cert = SSL_get1_peer_certificate(ssl) else {
+            return nil
+        }
+        defer { X509_free(cert) }
+        guard let name = X509_get_subject_name(cert) else { return nil }
+        var buf = [CChar](repeating: 0, count: 256)
+        let n = X509_NAME_get_text_by_NID(name, NID_commonName, &buf, Int32(buf.count))
+        guard n > 0 else { return nil }
+        return String(decoding: buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    // MARK: memory BIOs
+
+    /// Hands ciphertext from the peer to an in-memory session.
+    public func feed(ciphertext: [UInt8]) {
+        guard let memoryIn, !ciphertext.isEmpty else { return }
+        ciphertext.withUnsafeBytes { _ = BIO_write(memoryIn, $0.baseAddress, Int32($0.count)) }
+    }
+
+    /// Takes the ciphertext an in-memory session has produced for its peer.
+    public func takeCiphertext() -> [UInt8] {
+        guard let memoryOut else { return [] }
+        let pending = Int(BIO_ctrl_pending(memoryOut))
+        guard pending > 0 else { return [] }
+        var out = [UInt8](repeating: 0, count: pending)
+        let n = out.withUnsafeMutableBytes { BIO_read(memoryOut, $0.baseAddress, Int32(pending)) }
+        return n > 0 ? Array(out.prefix(Int(n))) : []
+    }
+
+    // MARK: errors
+
+    private func classify(_ rc: Int32, during kind: TLSError.Kind) -> TLSIOResult {
+        let code = SSL_get_error(ssl, rc)
+        switch code {
+        case SSL_ERROR_WANT_READ: return .wantRead
+        case SSL_ERROR_WANT_WRITE: return .wantWrite
+        case SSL_ERROR_ZERO_RETURN: return .closed
+        case SSL_ERROR_SYSCALL:
+            let saved = errno
+            let queue = OpenSSLErrorQueue.drain()
+            if saved == 0 && queue.isEmpty { return .closed }
+            if saved == EAGAIN || saved == EWOULDBLOCK { return .wantRead }
+            let text = saved != 0 ? String(cString: strerror(saved)) : "unexpected end of stream"
+            return .failed(TLSError(.io, text, openSSLErrors: queue))
+        default:
+            let queue = OpenSSLErrorQueue.drain()
+            return .failed(TLSError(kind, "TLS error \(code)", openSSLErrors: queue))
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import COpenSSL
+
+/// An `SSL_CTX`: certificate, key, versions, ciphers and groups, built once and shared.
+///
+/// Immutable after `init`; OpenSSL documents `SSL_CTX` as safe to share between threads once
+/// configured, so `@unchecked Sendable` holds as long as nothing mutates it after construction.
+public final class TLSContext: @unchecked Sendable {
+    let ctx: OpaquePointer
+    public let isServer: Bool
+
+    /// Builds a server context. Fails with a typed error when a file is missing or bad, or when
+    /// the key does not match the certificate.
+    public init(server config: TLSServerConfiguration) throws(TLSError) {
+        OpenSSLErrorQueue.clear()
+        guard let ctx = SSL_CTX_new(TLS_server_method()) else {
+            throw .drained(.resource, "SSL_CTX_new failed")
+        }
+        self.ctx = ctx
+        self.isServer = true
+        try applyCommonPolicy(minimum: config.minimumVersion)
+
+        // Never give the server context the system's default verify paths: with them, libssl
+        // searches for a chain on every handshake. Load the chain as given, and stop libssl
+        // building one automatically.
+        _ = COpenSSL_SSL_CTX_set_mode(ctx, COpenSSL_SSL_MODE_NO_AUTO_CHAIN)
+        guard SSL_CTX_use_certificate_chain_file(ctx, config.certificateChainFile) == 1 else {
+            throw .drained(.certificate, "cannot load certificate chain from \(config.certificateChainFile)")
+        }
+        guard SSL_CTX_use_PrivateKey_file(ctx, config.privateKeyFile, COpenSSL_SSL_FILETYPE_PEM) == 1 else {
+            throw .drained(.privateKey, "cannot load private key from \(config.privateKeyFile)")
+        }
+        guard SSL_CTX_check_private_key(ctx) == 1 else {
+            throw .drained(.keyMismatch, "the private key \(config.privateKeyFile) does not match the certificate")
+        }
+        // Stateless tickets only: the server keeps no session cache (no memory per client),
+        // and sends the configured number of tickets (one is enough to resume).
+        _ = COpenSSL_SSL_CTX_set_session_cache_mode(ctx, COpenSSL_SSL_SESS_CACHE_OFF)
+        _ = SSL_CTX_set_num_tickets(ctx, max(0, config.sessionTickets))
+        if config.sessionTickets == 0 {
+            _ = SSL_CTX_set_options(ctx, COpenSSL_SSL_OP_NO_TICKET)
+        }
+        _ = SSL_CTX_set_options(ctx, COpenSSL_SSL_OP_CIPHER_SERVER_PREFERENCE)
+
+        switch config.clientAuth {
+        case .off:
+            SSL_CTX_set_verify(ctx, COpenSSL_SSL_VERIFY_NONE, nil)
+        case .optional, .required:
+            guard let caFile = config.clientCAFile else {
+                throw TLSError(.configuration, "client authentication needs a client CA file")
+            }
+            guard SSL_CTX_load_verify_locations(ctx, caFile, nil) == 1 else {
+                throw .drained(.certificate, "cannot load client CA bundle from \(caFile)")
+            }
+            if let names = SSL_load_client_CA_file(caFile) {
+                SSL_CTX_set_client_CA_list(ctx, names)
+            }
+            var mode = COpenSSL_SSL_VERIFY_PEER
+            if config.clientAuth == .required { mode |= COpenSSL_SSL_VERIFY_FAIL_IF_NO_PEER_CERT }
+            SSL_CTX_set_verify(ctx, mode, nil)
+        }
+    }
+
+    /// Builds a client context: verification against `caFile` (or the system store), optional
+    /// client certificate.
+    public init(client config: TLSClientConfiguration) throws(TLSError) {
+        OpenSSLErrorQueue.clear()
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else {
+            throw .drained(.resource, "SSL_CTX_new failed")
+        }
+        self.ctx = ctx
+        self.isServer = false
+        try applyCommonPolicy(minimum: config.minimumVersion)
+        if config.verifyPeer {
+            if let caFile = config.caFile {
+                guard SSL_CTX_load_verify_locations(ctx, caFile, nil) == 1 else {
+                    throw .drained(.certificate, "cannot load CA bundle from \(caFile)")
+                }
+            } else {
+                guard SSL_CTX_set_default_verify_paths(ctx) == 1 else {
+                    throw .drained(.certificate, "cannot load the system's CA store")
+                }
+            }
+            SSL_CTX_set_verify(ctx, COpenSSL_SSL_VERIFY_PEER, nil)
+        } else {
+            SSL_CTX_set_verify(ctx, COpenSSL_SSL_VERIFY_NONE, nil)
+        }
+        if let chain = config.certificateChainFile {
+            guard SSL_CTX_use_certificate_chain_file(ctx, chain) == 1 else {
+                throw .drained(.certificate, "cannot load client certificate from \(chain)")
+            }
+            let keyFile = config.privateKeyFile ?? chain
+            guard SSL_CTX_use_PrivateKey_file(ctx, keyFile, COpenSSL_SSL_FILETYPE_PEM) == 1 else {
+                throw .drained(.privateKey, "cannot load client key from \(keyFile)")
+            }
+            guard SSL_CTX_check_private_key(ctx) == 1 else {
+                throw .drained(.keyMismatch, "the client key \(keyFile) does not match the certificate")
+            }
+        }
+        _ = COpenSSL_SSL_CTX_set_session_cache_mode(
+            ctx, config.enableResumption ? COpenSSL_SSL_SESS_CACHE_CLIENT : COpenSSL_SSL_SESS_CACHE_OFF)
+    }
+
+    private func applyCommonPolicy(minimum: TLSMinimumVersion) throws(TLSError) {
+        let min: Int32 = minimum == .v1_3 ? COpenSSL_TLS1_3_VERSION : COpenSSL_TLS1_2_VERSION
+        guard COpenSSL_SSL_CTX_set_min_proto_version(ctx, min) == 1 else {
+            throw .drained(.configuration, "cannot set the minimum TLS version")
+        }
+        _ = SSL_CTX_set_options(
+            ctx,
+            COpenSSL_SSL_OP_NO_RENEGOTIATION | COpenSSL_SSL_OP_NO_COMPRESSION
+                | COpenSSL_SSL_OP_IGNORE_UNEXPECTED_EOF)
+        guard SSL_CTX_set_ciphersuites(ctx, CipherPolicy.tls13Suites) == 1,
+            SSL_CTX_set_cipher_list(ctx, CipherPolicy.tls12Ciphers) == 1
+        else {
+            throw .drained(.configuration, "OpenSSL refused the cipher policy")
+        }
+        guard COpenSSL_SSL_CTX_set1_groups_list(ctx, CipherPolicy.groups) == 1 else {
+            throw .drained(.configuration, "OpenSSL refused the key-exchange groups \(CipherPolicy.groups)")
+        }
+        // Idle connections give their record buffers back; writes may be partial and may be
+        // retried from a buffer that moved (the connection's output buffer grows).
+        _ = COpenSSL_SSL_CTX_set_mode(
+            ctx,
+            COpenSSL_SSL_MODE_RELEASE_BUFFERS | COpenSSL_SSL_MODE_ENABLE_PARTIAL_WRITE
+                | COpenSSL_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
+    }
+
+    deinit {
+        SSL_CTX_free(ctx)
+    }
+}

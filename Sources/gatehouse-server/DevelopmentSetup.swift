@@ -1,0 +1,50 @@
+import ArgumentParser
+import GatehouseAuth
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// First-run conveniences of the default command: certificates and a first token.
+enum DevelopmentSetup {
+    /// Generates development certificates with the project's script if the default ones are missing.
+    static func ensureCertificates(cert: String, key: String) throws {
+        if Directories.exists(cert) && Directories.exists(key) { return }
+        guard Directories.exists(Defaults.generator) else {
+            throw ValidationError(
+                "no certificate at \(cert) and no \(Defaults.generator) here to make one; "
+                    + "run from the repository root, or pass --cert and --key")
+        }
+        Console.error("gatehouse-server: no development certificate yet; running \(Defaults.generator)")
+        let status = system("bash \(Defaults.generator) --quiet --out certs/dev")
+        guard status == 0, Directories.exists(cert), Directories.exists(key) else {
+            throw ValidationError("\(Defaults.generator) failed (status \(status)); see its message above")
+        }
+    }
+
+    /// Creates the default tokens file with a first user if it is missing; returns that token.
+    static func ensureTokens(_ path: String) throws -> String? {
+        if Directories.exists(path) { return nil }
+        var store = try loadForUpdate(path)
+        let token = try store.issueToken(for: Defaults.firstUser)
+        try TokenFile.save(store, to: path)
+        return token
+    }
+
+    /// Tells a new user how to connect. The token is printed here once and never logged.
+    static func printWelcome(port: Int, token: String, caPath: String) {
+        Console.out(
+            """
+
+            Gatehouse is running with development settings.
+              user:  \(Defaults.firstUser)
+              token: \(token)
+            This token is shown only once; its hash is in \(Defaults.tokens).
+            Connect with:
+              openssl s_client -connect localhost:\(port) -CAfile \(caPath) -quiet
+            then type:
+              AUTH \(Defaults.firstUser) \(token)
+              MSG hello
+            """)
+    }
+}

@@ -1,0 +1,105 @@
+import ArgumentParser
+import GatehouseAuth
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Token: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Issue, list and revoke client tokens.",
+        discussion: """
+            The tokens file holds user names and SHA-256 hashes of their tokens, never the tokens.
+            A running server picks up changes on SIGHUP.
+            """,
+        subcommands: [Add.self, List.self, Revoke.self]
+    )
+
+    struct Options: ParsableArguments {
+        @Option(name: .long, help: "The tokens file (created with mode 0600 if missing).")
+        var tokens: String = Defaults.tokens
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a new 256-bit token for USER (replacing any old one) and print it once.")
+        @Argument(help: "The user name: 1 to 64 of A-Z a-z 0-9 . _ @ -")
+        var user: String
+        @OptionGroup var options: Options
+
+        func run() throws {
+            var store = try loadForUpdate(options.tokens)
+            let replaced = store.hashes[user] != nil
+            let token = try store.issueToken(for: user)
+            try TokenFile.save(store, to: options.tokens)
+            print(token)
+            Console.error("\(replaced ? "replaced" : "issued") token for '\(user)' in \(options.tokens); it is shown only once")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the users that have a token.")
+        @OptionGroup var options: Options
+
+        func run() throws {
+            let store = try TokenFile.load(options.tokens)
+            for user in store.users { print(user) }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove USER's token.")
+        @Argument var user: String
+        @OptionGroup var options: Options
+
+        func run() throws {
+            var store = try TokenFile.load(options.tokens)
+            guard store.revoke(user: user) else {
+                throw ValidationError("no token for user '\(user)' in \(options.tokens)")
+            }
+            try TokenFile.save(store, to: options.tokens)
+            Console.error("revoked the token of '\(user)'; send SIGHUP to a running server")
+        }
+    }
+}
+
+/// Loads the tokens file for a change, creating its folder (0700) if needed.
+func loadForUpdate(_ path: String) throws -> TokenStore {
+    try Directories.createParent(of: path)
+    return try TokenFile.loadOrEmpty(path)
+}
+
+/// Plain writes to standard output and error, without C's shared FILE objects.
+enum Console {
+    static func out(_ text: String) { put(1, text + "\n") }
+    static func error(_ text: String) { put(2, text + "\n") }
+
+    private static func put(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            bytes = bytes.dropFirst(n)
+        }
+    }
+}
+
+enum Directories {
+    /// Creates the folder holding `path` (and its parents) with mode 0700.
+    static func createParent(of path: String) throws {
+        guard let slash = path.lastIndex(of: "/") else { return }
+        let dir = String(path[..<slash])
+        guard !dir.isEmpty else { return }
+        var current = dir.hasPrefix("/") ? "" : "."
+        for part in dir.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o700) != 0 && errno != EEXIST {
+                throw ValidationError("cannot create folder \(current): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+}
+
