@@ -228,6 +228,8 @@ final class Worker {
         }
         conn.phase = .open
         conn.deadline = now + UInt64(shared.config.idleTimeoutMs) * 1_000_000
+        // The heap holds the handshake deadline; the idle one may be earlier, so schedule it too.
+        timers.push(deadline: conn.deadline, token: conn.token)
         conn.enqueue(conn.session.greeting)
         logger.info(
             "connection opened",
@@ -474,8 +476,7 @@ final class Worker {
         conn.closeWhenFlushed = true
         conn.closeReason = reason
         // A closing connection gets a short grace period to take its last replies.
-        let grace = now + UInt64(min(shared.config.drainTimeoutMs, 5_000)) * 1_000_000
-        if conn.deadline > grace { conn.deadline = grace }
+        conn.deadline = now + UInt64(min(shared.config.drainTimeoutMs, 5_000)) * 1_000_000
         timers.push(deadline: conn.deadline, token: conn.token)
         markDirty(conn)
     }

@@ -39,6 +39,8 @@ public struct TLSClientConfiguration: Sendable {
     public var certificateChainFile: String?
     public var privateKeyFile: String?
     public var minimumVersion: TLSMinimumVersion = .v1_2
+    /// The highest TLS version to offer; nil offers TLS 1.3. For tests that play an older client.
+    public var maximumVersion: TLSMinimumVersion?
     /// Keep sessions so that a later connection can resume.
     public var enableResumption: Bool = false
 

@@ -70,6 +70,12 @@ public final class TLSContext: @unchecked Sendable {
         self.ctx = ctx
         self.isServer = false
         try applyCommonPolicy(minimum: config.minimumVersion)
+        if let maximum = config.maximumVersion {
+            let max: Int32 = maximum == .v1_3 ? COpenSSL_TLS1_3_VERSION : COpenSSL_TLS1_2_VERSION
+            guard COpenSSL_SSL_CTX_set_max_proto_version(ctx, max) == 1 else {
+                throw .drained(.configuration, "cannot set the maximum TLS version")
+            }
+        }
         if config.verifyPeer {
             if let caFile = config.caFile {
                 guard SSL_CTX_load_verify_locations(ctx, caFile, nil) == 1 else {

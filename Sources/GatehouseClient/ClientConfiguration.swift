@@ -1,0 +1,21 @@
+/// Where and how a client connects.
+public struct ClientConfiguration: Sendable {
+    public var host: String = "localhost"
+    public var port: Int = 9999
+    /// PEM bundle to verify the server against; nil uses the system store.
+    public var caFile: String?
+    /// SNI and the name the certificate must carry; defaults to `host`.
+    public var serverName: String?
+    /// Verify the server's certificate chain and name (on unless a test probes the server itself).
+    public var verify: Bool = true
+    public var certificateFile: String?
+    public var keyFile: String?
+    /// Keep TLS sessions for resumption across connections made from the same `GatehouseClient`.
+    public var resumeSessions: Bool = false
+
+    public init(host: String = "localhost", port: Int = 9999, caFile: String? = nil) {
+        self.host = host
+        self.port = port
+        self.caFile = caFile
+    }
+}

@@ -1,0 +1,179 @@
+import GatehouseProtocol
+public import GatehouseTLS
+import GatehouseSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking client connection: TCP, TLS, greeting, then lines in and out.
+///
+/// Not thread-safe: one thread uses a connection at a time. Pipelining is done by writing many
+/// lines before reading their replies (`sendMessages`), so one thread can keep a window full.
+public final class GatehouseConnection {
+    private let fd: Int32
+    private let tls: TLSConnection
+    /// The greeting line, e.g. `HELLO gatehouse/1`.
+    public private(set) var greeting: String = ""
+    private var inbound: [UInt8] = []
+    private var inboundStart = 0
+    private var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
+    private var closed = false
+
+    /// Connects, handshakes and reads the greeting. A server at its limit answers `ERR BUSY`
+    /// instead of a greeting: that is thrown as `.server(.busy)`.
+    public init(_ config: ClientConfiguration, context: TLSContext) throws(ClientError) {
+        let owned: OwnedFD
+        do { owned = try Socket.connect(host: config.host, port: config.port) } catch {
+            throw ClientError(.network, "cannot connect to \(config.host):\(config.port): \(error)")
+        }
+        do { tls = try TLSConnection(context: context, fd: owned.raw) } catch {
+            throw ClientError(.tls, "\(error)")
+        }
+        fd = owned.release()
+        do {
+            try tls.setServerName(config.serverName ?? config.host, verifyHost: config.verify)
+        } catch {
+            Socket.close(fd)
+            throw ClientError(.tls, "\(error)")
+        }
+        switch tls.handshake() {
+        case .done: break
+        case .failed(let error):
+            Socket.close(fd)
+            throw ClientError(.tls, "TLS handshake with \(config.host):\(config.port) failed: \(error)")
+        default:
+            Socket.close(fd)
+            throw ClientError(.tls, "TLS handshake with \(config.host):\(config.port) did not complete")
+        }
+        let first = try readLine()
+        if let error = ClientError.fromReply(first) { throw error }
+        guard first.hasPrefix("HELLO gatehouse/1") else {
+            throw ClientError(.protocolViolation, "unexpected greeting: \(first)")
+        }
+        greeting = first
+    }
+
+    deinit {
+        if !closed { Socket.close(fd) }
+    }
+
+    /// The TLS version and cipher negotiated, for display.
+    public var tlsDescription: String { "\(tls.protocolVersion) \(tls.cipherName)" }
+    public var sessionReused: Bool { tls.sessionReused }
+
+    /// The user a client certificate authenticated, from the greeting.
+    public var certificateUser: String? {
+        let words = greeting.split(separator: " ")
+        guard words.count == 4, words[2] == "AUTHENTICATED" else { return nil }
+        return String(words[3])
+    }
+
+    /// `AUTH user token`; throws the server's refusal.
+    public func authenticate(user: String, token: String) throws(ClientError) {
+        try writeLine("AUTH \(user) \(token)")
+        let reply = try readLine()
+        if let error = ClientError.fromReply(reply) { throw error }
+        guard reply.hasPrefix("OK AUTH") else { throw ClientError(.protocolViolation, "unexpected reply: \(reply)") }
+    }
+
+    /// Sends one line and returns its reply line.
+    public func request(_ line: String) throws(ClientError) -> String {
+        try writeLine(line)
+        return try readLine()
+    }
+
+    /// Writes `line` plus LF.
+    public func writeLine(_ line: String) throws(ClientError) {
+        var bytes = Array(line.utf8)
+        bytes.append(0x0A)
+        try writeRaw(bytes)
+    }
+
+    /// Writes bytes exactly as given (tests use this for malformed input).
+    public func writeRaw(_ bytes: [UInt8]) throws(ClientError) {
+        var offset = 0
+        while offset < bytes.count {
+            let result = bytes.withUnsafeBytes { tls.write(UnsafeRawBufferPointer(rebasing: $0[offset...])) }
+            switch result {
+            case .done(let n): offset += n
+            case .wantRead, .wantWrite: continue  // blocking socket: only during key updates
+            case .closed: throw ClientError(.closed, "server closed the connection")
+            case .failed(let error): throw ClientError(.network, "write failed: \(error)")
+            }
+        }
+    }
+
+    /// Reads the next reply line (without its LF).
+    public func readLine() throws(ClientError) -> String {
+        while true {
+            if let lf = inbound[inboundStart...].firstIndex(of: 0x0A) {
+                let line = String(decoding: inbound[inboundStart..<lf], as: UTF8.self)
+                inboundStart = lf + 1
+                if inboundStart == inbound.count {
+                    inbound.removeAll(keepingCapacity: true)
+                    inboundStart = 0
+                }
+                return line
+            }
+            let result = readBuffer.withUnsafeMutableBytes { tls.read(into: $0) }
+            switch result {
+            case .done(let n): inbound.append(contentsOf: readBuffer[0..<n])
+            case .wantRead, .wantWrite: continue
+            case .closed: throw ClientError(.closed, "server closed the connection")
+            case .failed(let error): throw ClientError(.network, "read failed: \(error)")
+            }
+            if inbound.count - inboundStart > 1 << 20 {
+                throw ClientError(.protocolViolation, "reply line longer than 1 MiB")
+            }
+        }
+    }
+
+    /// Sends `messages` as `MSG` lines keeping up to `window` unanswered, and returns each
+    /// message's reply line in order. Stops early, returning what it has, if the server closes.
+    public func sendMessages(_ messages: [String], window: Int) -> (replies: [String], error: ClientError?) {
+        var replies: [String] = []
+        replies.reserveCapacity(messages.count)
+        var sent = 0
+        var batch: [UInt8] = []
+        do throws(ClientError) {
+            while replies.count < messages.count {
+                batch.removeAll(keepingCapacity: true)
+                while sent < messages.count && sent - replies.count < max(1, window) {
+                    batch.append(contentsOf: "MSG ".utf8)
+                    batch.append(contentsOf: messages[sent].utf8)
+                    batch.append(0x0A)
+                    sent += 1
+                }
+                if !batch.isEmpty { try writeRaw(batch) }
+                replies.append(try readLine())
+            }
+        } catch {
+            return (replies, error)
+        }
+        return (replies, nil)
+    }
+
+    /// Sends QUIT, waits for BYE and closes.
+    public func quit() {
+        if let reply = try? request("QUIT"), reply == "BYE" {
+            _ = try? readLine()  // the server's close_notify: EOF
+        }
+        close()
+    }
+
+    /// Closes without ceremony.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        tls.shutdown()
+        Socket.close(fd)
+    }
+
+    /// Closes with a TCP reset (tests of the server's resilience).
+    public func reset() {
+        guard !closed else { return }
+        closed = true
+        Socket.close(fd, reset: true)
+    }
+}

@@ -1,0 +1,128 @@
+public import Foundation
+
+/// The real `gatehouse-server` binary, run as a child process on a free port with its own
+/// certificates, tokens file and journal in a temporary folder. Killed by `stop()` or on deinit.
+public final class ServerProcess: @unchecked Sendable {
+    public let directory: TemporaryDirectory
+    public let pki: TestPKI
+    public let tokensFile: String
+    public let journalFile: String
+    public let logFile: String
+    public private(set) var port: Int = 0
+    /// The address the server listens on (`127.0.0.1` unless the test asked for another).
+    public let host: String
+    /// Tokens issued by `start`, by user.
+    public private(set) var tokens: [String: String] = [:]
+    private var process: Process?
+
+    /// Makes certificates (with client certificates for `clients`), issues a token for each of
+    /// `users`, starts the server with `arguments` and waits until it listens.
+    public init(
+        users: [String] = ["alice"], clients: [String] = [], arguments: [String] = [], pki reuse: TestPKI? = nil,
+        host: String = "127.0.0.1"
+    ) throws {
+        self.host = host
+        directory = try TemporaryDirectory(prefix: "gatehouse-server")
+        pki = try reuse ?? TestPKI.make(in: directory.file("pki"), extraArguments: clients.flatMap { ["--client", $0] })
+        tokensFile = directory.file("tokens")
+        journalFile = directory.file("journal.jsonl")
+        logFile = directory.file("server.log")
+        for user in users { tokens[user] = try issueToken(user) }
+        try start(arguments)
+    }
+
+    /// `gatehouse-server token add USER --tokens FILE`, returning the printed token.
+    public func issueToken(_ user: String) throws -> String {
+        let result = try ProcessRunner.run(Repository.serverBinary, ["token", "add", user, "--tokens", tokensFile])
+        guard result.status == 0 else { throw TestSupportError("token add failed: \(result.stderr)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Starts (or restarts, on the same files) the server and waits for its "listening" line.
+    public func start(_ arguments: [String] = [], port fixedPort: Int? = nil) throws {
+        FileManager.default.createFile(atPath: logFile, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
+        log.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Repository.serverBinary)
+        process.arguments =
+            [
+                "serve", "--host", host, "--port", String(fixedPort ?? 0), "--cert", pki.serverCertificate,
+                "--key", pki.serverKey, "--tokens", tokensFile, "--journal", journalFile,
+            ] + arguments
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        let before = (try? String(contentsOfFile: logFile, encoding: .utf8))?.count ?? 0
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+            let fresh = String(text.dropFirst(before))
+            if let range = fresh.range(of: #"address=\S+:\d+"#, options: .regularExpression) {
+                port = Int(fresh[range].split(separator: ":").last!)!
+                return
+            }
+            if !process.isRunning {
+                throw TestSupportError("server exited with \(process.terminationStatus): \(fresh)")
+            }
+            usleep(10_000)
+        }
+        stop()
+        throw TestSupportError("server did not start listening within 30 s")
+    }
+
+    public var pid: Int32 { process?.processIdentifier ?? 0 }
+    public var isRunning: Bool { process?.isRunning ?? false }
+    public var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
+
+    /// Sends `signal` and waits up to `timeout` seconds for the exit; returns the exit status.
+    @discardableResult
+    public func signal(_ signal: Int32, waitUpTo timeout: TimeInterval = 15) -> Int32? {
+        guard let process, process.isRunning else { return process?.terminationStatus }
+        kill(process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(5_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    /// Waits up to `timeout` seconds for the server to exit by itself; its status, or nil.
+    public func waitForExit(timeout: TimeInterval) -> Int32? {
+        guard let process else { return nil }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(5_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    /// SIGKILL and reap.
+    public func stop() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// The journal's records, parsed.
+    public func journalRecords() throws -> [[String: Any]] {
+        let text = (try? String(contentsOfFile: journalFile, encoding: .utf8)) ?? ""
+        return try text.split(separator: "\n").map { line in
+            guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw TestSupportError("journal line is not an object: \(line)")
+            }
+            return object
+        }
+    }
+
+    /// Resident memory of the server process in KiB (VmRSS).
+    public func residentKiB() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+        }
+        return nil
+    }
+
+    deinit {
+        stop()
+    }
+}

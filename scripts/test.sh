@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests of each module and the integration tests that start the real
+# server binary and drive it with openssl s_client, gnutls-cli, Python's ssl and the Swift client.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in openssl pkg-config python3; do
+    command -v "$tool" >/dev/null || { echo "test.sh: '$tool' is not installed (see README: Prerequisites)" >&2; exit 1; }
+done
+command -v gnutls-cli >/dev/null || echo "test.sh: gnutls-cli not installed; its test will fail (apt-get install gnutls-bin)" >&2
+
+# Build everything first (the integration tests run the built gatehouse-server binary).
+swift build --build-tests "$@"
+swift test --skip-build "$@"
