@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config.
@@ -56,8 +57,9 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "GatehouseClient",
+                "GatehouseClient", "GatehouseTLS", "GatehouseSystem", "GatehouseProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: strict
         ),
@@ -75,5 +77,6 @@ let package = Package(
             name: "GatehouseIntegrationTests",
             dependencies: ["GatehouseClient", "TestSupport"]
         ),
+        .testTarget(name: "GatehouseCLITests", dependencies: ["GatehouseClient", "TestSupport"]),
     ]
 )

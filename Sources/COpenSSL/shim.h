@@ -59,5 +59,6 @@ static const int COpenSSL_SSL_VERIFY_FAIL_IF_NO_PEER_CERT = SSL_VERIFY_FAIL_IF_N
 
 // ERR_GET_LIB / ERR_GET_REASON are macros (inline functions in 3.0, but keep one path).
 static inline int COpenSSL_ERR_GET_REASON(unsigned long e) { return ERR_GET_REASON(e); }
+static inline int COpenSSL_ERR_GET_LIB(unsigned long e) { return ERR_GET_LIB(e); }
 
 #endif

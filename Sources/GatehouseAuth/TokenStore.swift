@@ -41,7 +41,10 @@ public struct TokenStore: Sendable {
     /// Parses the tokens file format: `user sha256:<64 hex>` per line; `#` comments and blank lines.
     public init(parsing text: String, source: String = "tokens file") throws(AuthError) {
         var hashes: [String: [UInt8]] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Swift reads CR LF as one Character, so splitting on "\n" alone would miss CRLF line ends
+        // and take a whole CRLF file for one line (one comment, if it starts with one).
+        let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+        for (index, rawLine) in lines.enumerated() {
             let line = rawLine.trimmingSpaces()
             if line.isEmpty || line.hasPrefix("#") { continue }
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)

@@ -12,6 +12,8 @@ public struct ClientConfiguration: Sendable {
     public var keyFile: String?
     /// Keep TLS sessions for resumption across connections made from the same `GatehouseClient`.
     public var resumeSessions: Bool = false
+    /// How long connect, handshake and greeting, and each awaited reply, may take.
+    public var timeoutMs: Int = 10_000
 
     public init(host: String = "localhost", port: Int = 9999, caFile: String? = nil) {
         self.host = host

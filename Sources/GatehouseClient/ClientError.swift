@@ -15,6 +15,8 @@ public struct ClientError: Error, CustomStringConvertible, Sendable {
         case closed
         /// The client was configured wrongly (files, names).
         case configuration
+        /// The server did not answer (connect, handshake or reply) within the client's deadline.
+        case timeout
     }
 
     public var kind: Kind
@@ -26,6 +28,29 @@ public struct ClientError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { message }
+
+    /// One word for reports and counters: `network`, `tls`, `closed`, `timeout`, or the server's
+    /// code (`AUTH_FAILED`, `BUSY`, ...).
+    public var label: String {
+        switch kind {
+        case .network: "network"
+        case .tls: "tls"
+        case .server(let code): code.rawValue
+        case .protocolViolation: "protocol"
+        case .closed: "closed"
+        case .configuration: "configuration"
+        case .timeout: "timeout"
+        }
+    }
+
+    /// Whether this is one of the notices a server sends as its last line before closing
+    /// (`BUSY`, `IDLE_TIMEOUT`, `SHUTTING_DOWN`): not the reply to any request.
+    public var isClosingNotice: Bool {
+        switch kind {
+        case .server(.busy), .server(.idleTimeout), .server(.shuttingDown): true
+        default: false
+        }
+    }
 
     /// Classifies a reply line `ERR CODE text` as a server error, or nil if it is not one.
     public static func fromReply(_ line: String) -> ClientError? {

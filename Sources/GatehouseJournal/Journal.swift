@@ -5,14 +5,31 @@ import Synchronization
 import Glibc
 #endif
 
+/// Something the journal did that an operator should see in the log.
+public enum JournalEvent: Sendable, Equatable {
+    /// The active file reached its size limit and was renamed to this segment.
+    case rotated(segment: String)
+    /// The active file was closed and opened again by path (SIGHUP).
+    case reopened
+    /// A write or flush failed; the group was cut back and answered UNAVAILABLE.
+    case writeFailed(String)
+    /// Writing works again after failures.
+    case recovered
+}
+
 /// The append-only journal and the one thread that writes it.
 ///
 /// Workers call `submit` with a filled batch; the journal thread takes every batch waiting,
 /// writes them with one `write`, flushes once under the policy (group commit), and hands the
-/// batches back through `completion`, in submission order. Only the journal thread touches the file.
+/// batches back through `completion`, in submission order. Only the journal thread touches the
+/// file after `init`.
 public final class Journal: Sendable {
     public let path: String
     public let policy: FsyncPolicy
+    /// Roll the active file into a numbered segment once it holds this many bytes (nil: never).
+    public let maxBytes: Int?
+    /// Records queued or being written past which `isSaturated` says workers should stop reading.
+    public let maxQueuedRecords: Int
     /// What opening the journal found (last id, torn bytes cut).
     public let recovery: JournalRecoveryReport
 
@@ -21,65 +38,82 @@ public final class Journal: Sendable {
         /// The journal thread is about to block on `wakeFD`: a submitter must signal it.
         var sleeping = false
         var stopping = false
-    }
-
-    private let queue = Mutex(Queue())
-    private let fd: Int32
-    private let wakeFD: Int32
-    private let state: Mutex<WriterState>
-    private let thread = Mutex<OSThread?>(nil)
-    private let completion: @Sendable ([JournalBatch]) -> Void
-
-    /// Counters, readable from any thread.
-    private let recordsWritten = Atomic<Int>(0)
-    private let flushes = Atomic<Int>(0)
-    private let failures = Atomic<Int>(0)
-
-    /// Records stored, flushes done and failed groups so far.
-    public var statistics: (records: Int, flushes: Int, failures: Int) {
-        (recordsWritten.load(ordering: .relaxed), flushes.load(ordering: .relaxed), failures.load(ordering: .relaxed))
+        var reopenRequested = false
     }
 
     private struct WriterState {
+        var fd: Int32
         var nextID: UInt64
         var size: Int
         var lastSync: UInt64 = 0
         var unsynced = false
+        var failing = false
         var output: [UInt8] = []
     }
 
-    /// Opens (creating if needed, mode 0600) and recovers the journal at `path`, then starts the
+    private let queue = Mutex(Queue())
+    private let wakeFD: Int32
+    private let state: Mutex<WriterState>
+    private let thread = Mutex<OSThread?>(nil)
+    private let completion: @Sendable ([JournalBatch]) -> Void
+    private let events: @Sendable (JournalEvent) -> Void
+
+    private let queued = Atomic<Int>(0)
+    private let recordsWritten = Atomic<Int>(0)
+    private let flushes = Atomic<Int>(0)
+    private let failures = Atomic<Int>(0)
+
+    /// Records stored, flushes done and failed groups so far. Any thread.
+    public var statistics: (records: Int, flushes: Int, failures: Int) {
+        (recordsWritten.load(ordering: .relaxed), flushes.load(ordering: .relaxed), failures.load(ordering: .relaxed))
+    }
+
+    /// Whether the queue to the journal is full: workers stop reading from clients until it is
+    /// not (backpressure; nothing is dropped). Any thread.
+    public var isSaturated: Bool { queued.load(ordering: .relaxed) >= maxQueuedRecords }
+
+    /// Opens (creating if needed, mode 0600) and checks the journal at `path`, then starts the
     /// journal thread. `completion` runs on the journal thread with each flushed group of batches.
     ///
     /// > Warning: blocks on file I/O for the recovery.
     public init(
-        path: String, policy: FsyncPolicy, completion: @escaping @Sendable ([JournalBatch]) -> Void
+        path: String, policy: FsyncPolicy, maxBytes: Int? = nil, maxQueuedRecords: Int = 1 << 16,
+        events: @escaping @Sendable (JournalEvent) -> Void = { _ in },
+        completion: @escaping @Sendable ([JournalBatch]) -> Void
     ) throws(JournalError) {
         self.path = path
         self.policy = policy
+        self.maxBytes = maxBytes
+        self.maxQueuedRecords = max(1, maxQueuedRecords)
         self.completion = completion
+        self.events = events
+        let previous = try JournalRecovery.lastIDInSegments(of: path)
         let owned: OwnedFD
         do { owned = try FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600) } catch {
             throw JournalError("cannot open journal: \(error)")
         }
-        let report = try JournalRecovery.recover(fd: owned.raw, path: path)
+        let report = try JournalRecovery.recover(fd: owned.raw, path: path, previousID: previous)
+        if report.truncatedBytes > 0 {
+            // Make the repair itself durable before anyone is told anything new.
+            try? FileIO.fdatasync(owned.raw)
+        }
         let wake: OwnedFD
         do { wake = try EventFD.create() } catch { throw JournalError("\(error)") }
         // Both descriptors live as long as the journal; `deinit` closes them.
-        self.fd = owned.release()
         self.wakeFD = wake.release()
         self.recovery = report
-        self.state = Mutex(WriterState(nextID: report.lastID + 1, size: report.size))
+        self.state = Mutex(WriterState(fd: owned.release(), nextID: report.lastID + 1, size: report.size))
         thread.withLock { $0 = OSThread(name: "gh-journal") { [self] in self.run() } }
     }
 
     deinit {
-        close(fd)
+        state.withLock { close($0.fd) }
         close(wakeFD)
     }
 
     /// Hands a batch to the journal thread. Called by workers; never blocks on I/O.
     public func submit(_ batch: JournalBatch) {
+        queued.add(batch.count, ordering: .relaxed)
         let wake = queue.withLock { q -> Bool in
             q.batches.append(batch)
             let wake = q.sleeping
@@ -87,6 +121,16 @@ public final class Journal: Sendable {
             return wake
         }
         if wake { EventFD.signal(wakeFD) }
+    }
+
+    /// Asks the journal thread to close the file and open `path` again (after an external
+    /// rotation tool moved it). Any thread; returns at once.
+    public func reopen() {
+        queue.withLock {
+            $0.reopenRequested = true
+            $0.sleeping = false
+        }
+        EventFD.signal(wakeFD)
     }
 
     /// Writes what is queued, flushes, stops the thread and waits for it.
@@ -107,22 +151,30 @@ public final class Journal: Sendable {
 
     private func run() {
         while true {
-            let (batches, stopping) = queue.withLock { q -> ([JournalBatch], Bool) in
-                if q.batches.isEmpty && !q.stopping { q.sleeping = true }
+            let (batches, stopping, reopen) = queue.withLock { q -> ([JournalBatch], Bool, Bool) in
+                if q.batches.isEmpty && !q.stopping && !q.reopenRequested { q.sleeping = true }
+                let reopen = q.reopenRequested
+                q.reopenRequested = false
                 defer { q.batches.removeAll(keepingCapacity: true) }
-                return (q.batches, q.stopping)
+                return (q.batches, q.stopping, reopen)
             }
+            if reopen { reopenFile() }
             if batches.isEmpty {
                 if stopping {
-                    state.withLock { s in if s.unsynced { try? FileIO.fdatasync(fd) } }
+                    state.withLock { s in if s.unsynced { try? FileIO.fdatasync(s.fd) } }
                     return
                 }
+                if reopen { continue }
                 EventFD.wait(wakeFD, timeoutMs: idleWaitMs())
                 syncIfDue()
                 continue
             }
             write(batches)
+            var records = 0
+            for batch in batches { records += batch.count }
+            queued.add(-records, ordering: .relaxed)
             completion(batches)
+            rotateIfDue()
         }
     }
 
@@ -136,7 +188,7 @@ public final class Journal: Sendable {
         guard case .interval(let ms) = policy else { return }
         state.withLock { s in
             guard s.unsynced, monotonicMs() - s.lastSync >= UInt64(ms) else { return }
-            if (try? FileIO.fdatasync(fd)) != nil {
+            if (try? FileIO.fdatasync(s.fd)) != nil {
                 s.unsynced = false
                 s.lastSync = monotonicMs()
                 flushes.add(1, ordering: .relaxed)
@@ -145,6 +197,7 @@ public final class Journal: Sendable {
     }
 
     private func write(_ batches: [JournalBatch]) {
+        var event: JournalEvent?
         state.withLock { s in
             s.output.removeAll(keepingCapacity: true)
             var id = s.nextID
@@ -165,15 +218,15 @@ public final class Journal: Sendable {
             }
             var failure: String?
             do {
-                try FileIO.writeAll(fd, s.output)
+                try FileIO.writeAll(s.fd, s.output)
                 switch policy {
                 case .always:
-                    try FileIO.fdatasync(fd)
+                    try FileIO.fdatasync(s.fd)
                     flushes.add(1, ordering: .relaxed)
                 case .interval(let ms):
                     s.unsynced = true
                     if monotonicMs() - s.lastSync >= UInt64(ms) {
-                        try FileIO.fdatasync(fd)
+                        try FileIO.fdatasync(s.fd)
                         s.unsynced = false
                         s.lastSync = monotonicMs()
                         flushes.add(1, ordering: .relaxed)
@@ -186,17 +239,75 @@ public final class Journal: Sendable {
             }
             if let failure {
                 // Cut back whatever part of the group reached the file, so no record is half
-                // written and no unacknowledged record stays behind to be replayed as stored.
-                try? FileIO.truncate(fd, to: s.size)
+                // written and no unacknowledged record stays behind to be taken as stored.
+                try? FileIO.truncate(s.fd, to: s.size)
                 failures.add(1, ordering: .relaxed)
                 for batch in batches { batch.outcome = .failed(failure) }
+                if !s.failing { event = .writeFailed(failure) }
+                s.failing = true
             } else {
                 s.size += s.output.count
                 s.nextID = id
                 recordsWritten.add(records, ordering: .relaxed)
                 for batch in batches { batch.outcome = .stored }
+                if s.failing { event = .recovered }
+                s.failing = false
             }
             if s.output.capacity > 4 << 20 { s.output = [] }  // do not keep a burst's buffer forever
+        }
+        if let event { events(event) }
+    }
+
+    /// Rolls the active file into the next numbered segment once it is over `maxBytes`.
+    /// Runs between groups on the journal thread: no record is split, lost or written twice,
+    /// and workers keep queueing meanwhile.
+    private func rotateIfDue() {
+        guard let maxBytes else { return }
+        var rotatedTo: String?
+        state.withLock { s in
+            guard s.size >= maxBytes else { return }
+            if s.unsynced { try? FileIO.fdatasync(s.fd) }
+            let number = (JournalSegments.list(path).last?.number ?? 0) + 1
+            let segment = JournalSegments.name(of: path, number: number)
+            guard rename(path, segment) == 0 else {
+                events(.writeFailed("cannot rotate journal to \(segment): \(String(cString: strerror(errno)))"))
+                return
+            }
+            guard let fresh = try? FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600) else {
+                // Keep writing to the renamed file rather than stop: nothing is lost, the next
+                // rotation tries again.
+                _ = rename(segment, path)
+                return
+            }
+            close(s.fd)
+            s.fd = fresh.release()
+            s.size = 0
+            s.unsynced = false
+            syncDirectory()
+            rotatedTo = segment
+        }
+        if let rotatedTo { events(.rotated(segment: rotatedTo)) }
+    }
+
+    private func reopenFile() {
+        let opened = state.withLock { s -> Bool in
+            if s.unsynced { try? FileIO.fdatasync(s.fd) }
+            guard let fresh = try? FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600) else { return false }
+            let size = (try? FileIO.size(fresh.raw)) ?? 0
+            close(s.fd)
+            s.fd = fresh.release()
+            s.size = size
+            s.unsynced = false
+            return true
+        }
+        events(opened ? .reopened : .writeFailed("cannot reopen \(path); still writing to the old file"))
+    }
+
+    /// Makes a rename durable: fsync the folder that holds the journal.
+    private func syncDirectory() {
+        let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        if let fd = try? FileIO.open(dir.isEmpty ? "/" : dir, flags: O_RDONLY | O_DIRECTORY) {
+            _ = fsync(fd.raw)
         }
     }
 

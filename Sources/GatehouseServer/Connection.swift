@@ -49,6 +49,8 @@ final class Connection {
     var interest: UInt32 = 0
     /// Reading is suspended because the outbound queue or the journal backlog is full.
     var readPaused = false
+    /// Paused because the journal's queue is full (resumed by the worker, not by draining).
+    var stalledOnJournal = false
     /// Close once every pending reply is written.
     var closeWhenFlushed = false
     var closeReason = "closed"

@@ -61,7 +61,25 @@ public final class Server: Sendable {
         let routes = inboxes
         let journal: Journal
         do {
-            journal = try Journal(path: config.journalFile, policy: config.fsync) { batches in
+            let journalLogger = logger
+            journal = try Journal(
+                path: config.journalFile, policy: config.fsync, maxBytes: config.journalMaxBytes,
+                maxQueuedRecords: config.journalMaxQueued,
+                events: { event in
+                    switch event {
+                    case .rotated(let segment):
+                        journalLogger.info("journal rotated", metadata: ["segment": "\(segment)"])
+                    case .reopened:
+                        journalLogger.info("journal reopened", metadata: ["path": "\(config.journalFile)"])
+                    case .writeFailed(let why):
+                        journalLogger.error(
+                            "journal write failed; messages are answered ERR UNAVAILABLE until it works again",
+                            metadata: ["error": "\(why)"])
+                    case .recovered:
+                        journalLogger.notice("journal writes work again")
+                    }
+                }
+            ) { batches in
                 // Group the flushed batches by worker: one lock and one wake-up per worker.
                 var byWorker = [[JournalBatch]](repeating: [], count: routes.count)
                 for batch in batches { byWorker[batch.worker].append(batch) }
@@ -157,6 +175,11 @@ public final class Server: Sendable {
         } catch {
             shared.logger.error("tokens not reloaded; the old ones stay in force", metadata: ["error": "\(error.message)"])
         }
+    }
+
+    /// Closes the journal file and opens it again by path (SIGHUP, after an external rotation).
+    public func reopenJournal() {
+        shared.journal.reopen()
     }
 
     public var metrics: [String: Int] { shared.metrics.snapshot }

@@ -11,6 +11,10 @@ public struct ServerConfiguration: Sendable {
     public var tokensFile: String
     public var journalFile: String
     public var fsync: FsyncPolicy = .always
+    /// Roll the journal into numbered segments past this size (nil: one file forever).
+    public var journalMaxBytes: Int?
+    /// Messages queued for the journal (all workers) past which workers stop reading clients.
+    public var journalMaxQueued: Int = 1 << 16
     /// Longest request line in bytes, CR and LF included.
     public var maxLine: Int = 65_536
     /// ERR replies a connection may receive before it is closed.

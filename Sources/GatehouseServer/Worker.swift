@@ -27,6 +27,8 @@ final class Worker {
     private var dirty: [Connection] = []
     /// Connections whose reading resumed: OpenSSL may hold plaintext epoll will not announce.
     private var readAgain: [Connection] = []
+    /// Connections not read while the journal's queue is full.
+    private var stalled: [Connection] = []
     private var batch: JournalBatch
     private var clock = JournalClock()
     private var batchTime: [UInt8] = []
@@ -85,6 +87,14 @@ final class Worker {
                 default: handle(events: events[i], token: data[i])
                 }
             }
+            if !stalled.isEmpty && !shared.journal.isSaturated {
+                for conn in stalled where conn.stalledOnJournal && connections[conn.slot] === conn {
+                    conn.stalledOnJournal = false
+                    conn.readPaused = false
+                    readAgain.append(conn)
+                }
+                stalled.removeAll()
+            }
             while let conn = readAgain.popLast() { readAvailable(conn) }
             fireTimers()
             submitBatch()
@@ -96,9 +106,12 @@ final class Worker {
 
     private func nextTimeoutMs() -> Int32 {
         if !readAgain.isEmpty { return 0 }
-        guard let next = timers.nextDeadline else { return -1 }
+        // While the journal is saturated, look again soon: its completions may go to other workers.
+        let stallWait: Int32 = stalled.isEmpty ? -1 : 2
+        guard let next = timers.nextDeadline else { return stallWait }
         if next <= now { return 0 }
-        return Int32(clamping: (next - now + 999_999) / 1_000_000)
+        let timerWait = Int32(clamping: (next - now + 999_999) / 1_000_000)
+        return stallWait < 0 ? timerWait : min(stallWait, timerWait)
     }
 
     // MARK: accepting
@@ -256,6 +269,15 @@ final class Worker {
     /// Reads and answers everything the socket and OpenSSL hold, until want-read, a pause or a close.
     private func readAvailable(_ conn: Connection) {
         while conn.phase == .open && !conn.readPaused {
+            if shared.journal.isSaturated {
+                // Backpressure: the journal is behind. Read nothing more until it catches up;
+                // the client is not dropped and nothing it sent is lost.
+                conn.readPaused = true
+                conn.stalledOnJournal = true
+                stalled.append(conn)
+                setInterest(conn, conn.unsentBytes > 0 ? Epoll.writable : 0)
+                return
+            }
             switch conn.tls.read(into: readBuffer) {
             case .done(let n):
                 conn.deadline = now + UInt64(shared.config.idleTimeoutMs) * 1_000_000
@@ -359,7 +381,7 @@ final class Worker {
     }
 
     private func resumeIfDrained(_ conn: Connection) {
-        guard conn.readPaused, conn.phase == .open,
+        guard conn.readPaused, !conn.stalledOnJournal, conn.phase == .open,
             conn.unsentBytes <= shared.config.maxOutboundBytes / 2,
             conn.inFlight <= shared.config.maxInFlightPerConnection / 2
         else { return }

@@ -27,6 +27,9 @@ public final class TLSContext: @unchecked Sendable {
             throw .drained(.certificate, "cannot load certificate chain from \(config.certificateChainFile)")
         }
         guard SSL_CTX_use_PrivateKey_file(ctx, config.privateKeyFile, COpenSSL_SSL_FILETYPE_PEM) == 1 else {
+            if OpenSSLErrorQueue.lastIsKeyMismatch() {
+                throw .drained(.keyMismatch, "the private key \(config.privateKeyFile) does not match the certificate")
+            }
             throw .drained(.privateKey, "cannot load private key from \(config.privateKeyFile)")
         }
         guard SSL_CTX_check_private_key(ctx) == 1 else {
@@ -96,6 +99,9 @@ public final class TLSContext: @unchecked Sendable {
             }
             let keyFile = config.privateKeyFile ?? chain
             guard SSL_CTX_use_PrivateKey_file(ctx, keyFile, COpenSSL_SSL_FILETYPE_PEM) == 1 else {
+                if OpenSSLErrorQueue.lastIsKeyMismatch() {
+                    throw .drained(.keyMismatch, "the client key \(keyFile) does not match the certificate")
+                }
                 throw .drained(.privateKey, "cannot load client key from \(keyFile)")
             }
             guard SSL_CTX_check_private_key(ctx) == 1 else {

@@ -83,4 +83,13 @@ enum OpenSSLErrorQueue {
 
     /// Empties the queue before an I/O call, so a stale entry cannot be blamed on it.
     @inline(__always) static func clear() { ERR_clear_error() }
+
+    /// Whether the newest entry is X509's "key values mismatch". OpenSSL 3 checks a key against
+    /// the certificate already loaded while `SSL_CTX_use_PrivateKey_file` loads it, so a key of
+    /// the right type but from another pair fails there, before `SSL_CTX_check_private_key`.
+    static func lastIsKeyMismatch() -> Bool {
+        let code = ERR_peek_last_error()
+        return COpenSSL_ERR_GET_LIB(code) == ERR_LIB_X509
+            && COpenSSL_ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH
+    }
 }

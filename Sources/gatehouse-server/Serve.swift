@@ -24,7 +24,8 @@ struct Serve: ParsableCommand {
                             the operating system's cache. Survives a server crash, not a power loss.
 
             Signals: SIGTERM or SIGINT drains (answers what was read, ERR SHUTTING_DOWN, exit 0 within
-            --drain-timeout); a second one exits at once. SIGHUP reloads the tokens file.
+            --drain-timeout); a second one exits at once. SIGHUP reloads the tokens file and reopens
+            the journal by path (for external rotation tools).
             """
     )
 
@@ -42,6 +43,8 @@ struct Serve: ParsableCommand {
     var journal: String = Defaults.journal
     @Option(help: "Durability policy: always, interval=<ms> or never.")
     var fsync: String = "always"
+    @Option(name: .customLong("journal-max-bytes"), help: "Roll the journal into numbered segments (FILE.000001, …) past this size.")
+    var journalMaxBytes: Int?
     @Option(help: "Worker threads (default: one per core).")
     var workers: Int = 0
     @Option(name: .customLong("min-tls"), help: "Lowest TLS version: 1.3, or 1.2 (then AEAD suites with ECDHE only).")
@@ -77,6 +80,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("timeouts must be positive")
         }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        if let journalMaxBytes, journalMaxBytes < 4096 { throw ValidationError("--journal-max-bytes must be at least 4096") }
         guard FsyncPolicy(parsing: fsync) != nil else {
             throw ValidationError("--fsync must be always, never or interval=<ms> (1 to 60000)")
         }
@@ -124,6 +128,7 @@ struct Serve: ParsableCommand {
         config.port = port
         config.workers = workers
         config.fsync = FsyncPolicy(parsing: fsync)!
+        config.journalMaxBytes = journalMaxBytes
         config.maxLine = maxLine
         config.errorBudget = errorBudget
         config.handshakeTimeoutMs = Int(handshakeTimeout * 1000)
@@ -148,6 +153,7 @@ struct Serve: ParsableCommand {
             switch signal {
             case SIGHUP:
                 server.reloadTokens()
+                server.reopenJournal()
             case SIGTERM, SIGINT:
                 if drainDeadline == nil {
                     logger.info("draining", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])

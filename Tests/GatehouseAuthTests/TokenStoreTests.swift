@@ -38,7 +38,8 @@ import Testing
         var store = TokenStore()
         let token = try store.issueToken(for: "alice")
         var flipped = Array(token.utf8)
-        flipped[flipped.count - 1] = flipped[flipped.count - 1] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        let last = flipped.count - 1
+        flipped[last] = flipped[last] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
         #expect(!store.verify(user: "alice", token: flipped))
         #expect(!store.verify(user: "alice", token: Array(token.utf8.dropLast())))
         #expect(!store.verify(user: "alice", token: Array((token + "x").utf8)))
@@ -72,15 +73,20 @@ import Testing
         var store = TokenStore()
         let alice = try store.issueToken(for: "alice")
         let bob = try store.issueToken(for: "bob")
-        #expect(store.revoke(user: "alice"))
+        let removed = store.revoke(user: "alice")
+        #expect(removed)
         #expect(!store.verify(user: "alice", token: Array(alice.utf8)))
         #expect(store.verify(user: "bob", token: Array(bob.utf8)))
         #expect(store.users == ["bob"])
-        #expect(!store.revoke(user: "alice"))
-        #expect(!store.revoke(user: "carol"))
+        let removedAgain = store.revoke(user: "alice")
+        let removedUnknown = store.revoke(user: "carol")
+        #expect(!removedAgain)
+        #expect(!removedUnknown)
     }
 
-    @Test(arguments: ["", "has space", "colon:", "slash/", "tab\t", "élodie", "new\nline", String(repeating: "a", count: 65)])
+    @Test(arguments: [
+        "", "has space", "colon:", "slash/", "tab\t", "élodie", "new\nline", String(repeating: "a", count: 65),
+    ])
     func issueTokenRejectsInvalidUserName(_ name: String) {
         var store = TokenStore()
         #expect(throws: AuthError.self) { try store.issueToken(for: name) }

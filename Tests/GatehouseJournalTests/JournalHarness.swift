@@ -69,7 +69,9 @@ final class JournalFixture {
         let fields = JSON.connectionFields(user: user, peer: peer, connection: connection)
         let time = clock.now()
         for (i, text) in texts.enumerated() {
-            text.withUnsafeBytes { batch.append(time: time, connectionFields: fields, n: firstN + i, text: $0, owner: UInt64(i)) }
+            text.withUnsafeBytes {
+                batch.append(time: time, connectionFields: fields, n: firstN + i, text: $0, owner: UInt64(i))
+            }
         }
         return batch
     }
@@ -82,7 +84,9 @@ final class JournalFixture {
         defer { journal.shutdown() }
         let batch = batch(texts)
         journal.submit(batch)
-        guard collector.wait(for: 1).count == 1 else { throw TestSupportError("the journal did not complete the batch") }
+        guard collector.wait(for: 1).count == 1 else {
+            throw TestSupportError("the journal did not complete the batch")
+        }
         return batch
     }
 
@@ -117,4 +121,9 @@ final class JournalFixture {
     func ids() throws -> [Int] {
         try records().map { ($0["id"] as? Int) ?? -1 }
     }
+}
+
+extension JournalRecoveryReport {
+    /// `[lastID, truncatedBytes, size]`, to compare a report in one expectation.
+    var summary: [Int] { [Int(lastID), truncatedBytes, size] }
 }

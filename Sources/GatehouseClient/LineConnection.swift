@@ -1,0 +1,173 @@
+public import GatehouseSystem
+public import GatehouseTLS
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A non-blocking client connection that speaks lines: connect, TLS handshake, then lines out
+/// (queued) and lines in (collected), driven by its owner's poll or epoll loop.
+///
+/// Not thread-safe: one thread drives a connection for its whole life (OpenSSL forbids
+/// concurrent `SSL_read` and `SSL_write` on one `SSL`). Owns its socket; `close()` or `deinit`
+/// closes it. Holds no read buffer of its own between calls (the owner lends one), so ten
+/// thousand idle connections cost little more than their TLS state.
+public final class LineConnection {
+    public enum Phase: Sendable, Equatable {
+        case connecting, handshaking, open, closed
+    }
+
+    /// What `drive` found.
+    public enum Event {
+        /// Nothing final happened; wait for `wantsWrite ? read|write : read` and call again.
+        case progress
+        /// The connection ended: nil when the server closed it cleanly, else why.
+        case ended(ClientError?)
+    }
+
+    public let fd: Int32
+    public private(set) var phase: Phase
+    let tls: TLSConnection
+    private var outbound: [UInt8] = []
+    private var outboundStart = 0
+    private var inbound: [UInt8] = []
+    private var handshakeWantsWrite = false
+    private var writeBlocked = false
+
+    /// Starts a non-blocking connect to `address` and prepares TLS with SNI `serverName`.
+    public init(
+        address: SocketAddress, context: TLSContext, serverName: String, verify: Bool, session: TLSSession? = nil
+    ) throws(ClientError) {
+        var inProgress = false
+        let socket: OwnedFD
+        do { socket = try Socket.startConnect(to: address, inProgress: &inProgress) } catch {
+            throw ClientError(.network, "cannot connect to \(address): \(error)")
+        }
+        let tls: TLSConnection
+        do {
+            tls = try TLSConnection(context: context, fd: socket.raw)
+            try tls.setServerName(serverName, verifyHost: verify)
+            if let session { try tls.setSession(session) }
+        } catch {
+            throw ClientError(.tls, "\(error)")
+        }
+        self.tls = tls
+        self.phase = inProgress ? .connecting : .handshaking
+        self.fd = socket.release()
+    }
+
+    deinit {
+        if phase != .closed { Socket.close(fd) }
+    }
+
+    /// Whether the owner should also wait for the socket to become writable.
+    public var wantsWrite: Bool {
+        switch phase {
+        case .connecting: true
+        case .handshaking: handshakeWantsWrite
+        case .open: writeBlocked || outboundStart < outbound.count
+        case .closed: false
+        }
+    }
+
+    /// Bytes queued and not yet taken by the socket.
+    public var pendingOutput: Int { outbound.count - outboundStart }
+
+    public var sessionReused: Bool { tls.sessionReused }
+    public var tlsDescription: String { "\(tls.protocolVersion) \(tls.cipherName)" }
+    /// The current TLS session, for resuming a later connection (see `TLSConnection.session`).
+    public var session: TLSSession? { tls.session }
+
+    /// Queues `line` plus LF; `drive` sends it.
+    public func queueLine<Bytes: Collection<UInt8>>(_ line: Bytes) {
+        outbound.append(contentsOf: line)
+        outbound.append(0x0A)
+    }
+
+    public func queueLine(_ line: String) { queueLine(line.utf8) }
+
+    /// Finishes the connect and the handshake, writes what is queued and reads what has arrived,
+    /// appending each complete line (without LF) to `lines`. `scratch` is a read buffer the
+    /// owner lends for the call. Never blocks.
+    public func drive(lines: inout [String], scratch: UnsafeMutableRawBufferPointer) -> Event {
+        if phase == .connecting {
+            if let error = Socket.connectResult(fd) { return end(ClientError(.network, "\(error)")) }
+            // Still connecting if the socket is not writable yet: a zero-timeout poll tells.
+            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            guard poll(&pfd, 1, 0) == 1 else { return .progress }
+            if let error = Socket.connectResult(fd) { return end(ClientError(.network, "\(error)")) }
+            phase = .handshaking
+        }
+        if phase == .handshaking {
+            switch tls.handshake() {
+            case .done: phase = .open
+            case .wantRead: handshakeWantsWrite = false; return .progress
+            case .wantWrite: handshakeWantsWrite = true; return .progress
+            case .closed: return end(ClientError(.tls, "the server closed the connection during the TLS handshake"))
+            case .failed(let error): return end(ClientError(.tls, "TLS handshake failed: \(error)"))
+            }
+        }
+        guard phase == .open else { return .ended(nil) }
+        if let failure = flush() { return end(failure) }
+        return read(into: &lines, scratch: scratch)
+    }
+
+    private func flush() -> ClientError? {
+        writeBlocked = false
+        while outboundStart < outbound.count {
+            let result = outbound.withUnsafeBytes { tls.write(UnsafeRawBufferPointer(rebasing: $0[outboundStart...])) }
+            switch result {
+            case .done(let n): outboundStart += n
+            case .wantWrite, .wantRead: writeBlocked = true; return nil
+            case .closed: return ClientError(.closed, "the server closed the connection")
+            case .failed(let error): return ClientError(.network, "write failed: \(error)")
+            }
+        }
+        outbound.removeAll(keepingCapacity: outbound.count <= 64 * 1024)
+        outboundStart = 0
+        return nil
+    }
+
+    private func read(into lines: inout [String], scratch: UnsafeMutableRawBufferPointer) -> Event {
+        while true {
+            switch tls.read(into: scratch) {
+            case .done(let n):
+                splitLines(UnsafeRawBufferPointer(rebasing: scratch[0..<n]), into: &lines)
+                if inbound.count > 1 << 20 {
+                    return end(ClientError(.protocolViolation, "reply line longer than 1 MiB"))
+                }
+            case .wantRead, .wantWrite:
+                return .progress
+            case .closed:
+                return end(nil)
+            case .failed(let error):
+                return end(ClientError(.network, "read failed: \(error)"))
+            }
+        }
+    }
+
+    private func splitLines(_ bytes: UnsafeRawBufferPointer, into lines: inout [String]) {
+        var start = 0
+        for i in 0..<bytes.count where bytes[i] == 0x0A {
+            inbound.append(contentsOf: bytes[start..<i])
+            if inbound.last == 0x0D { inbound.removeLast() }
+            lines.append(String(decoding: inbound, as: UTF8.self))
+            inbound.removeAll(keepingCapacity: true)
+            start = i + 1
+        }
+        if start < bytes.count { inbound.append(contentsOf: bytes[start...]) }
+    }
+
+    private func end(_ error: ClientError?) -> Event {
+        close()
+        return .ended(error)
+    }
+
+    /// Sends close_notify (when the handshake completed) and closes the socket.
+    public func close() {
+        guard phase != .closed else { return }
+        phase = .closed
+        tls.shutdown()
+        Socket.close(fd)
+    }
+}

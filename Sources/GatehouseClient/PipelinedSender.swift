@@ -1,0 +1,165 @@
+import GatehouseSystem
+
+/// A message to send: its bytes (without LF) and how to name it to the user (`message 3`, `line 7`).
+public struct OutgoingMessage: Sendable {
+    public var text: [UInt8]
+    public var label: String
+
+    public init(text: [UInt8], label: String) {
+        self.text = text
+        self.label = label
+    }
+}
+
+/// Where messages come from: a list, or a descriptor read as it becomes readable.
+///
+/// Not thread-safe: used by the thread running the sender.
+public protocol MessageSource: AnyObject {
+    /// A descriptor to wait on for more input, or nil when nothing needs waiting for.
+    var waitDescriptor: Int32? { get }
+    /// Called when `waitDescriptor` is readable: read what is there (one read, never blocking).
+    func readAvailable()
+    /// Up to `max` messages available now; empty when none is available yet.
+    func take(max: Int) -> [OutgoingMessage]
+    /// True once every message has been taken.
+    var isExhausted: Bool { get }
+}
+
+/// What happened to one message.
+public enum MessageOutcome: Sendable {
+    /// `ACK n`: stored by the server.
+    case acknowledged(Int)
+    /// `ERR ...`: refused; not stored.
+    case refused(ClientError)
+}
+
+/// The result of a pipelined send.
+public struct SendSummary: Sendable {
+    public var acknowledged = 0
+    public var refused = 0
+    /// Messages written whose reply never came: the server may or may not have stored them.
+    public var unanswered: [OutgoingMessage] = []
+    /// Why the connection ended early, or nil when every message was answered.
+    public var connectionError: ClientError?
+}
+
+/// Sends `MSG` lines over an authenticated connection keeping at most `window` unanswered, and
+/// matches each reply to its message by order (the protocol answers every line, in order).
+///
+/// Not thread-safe; blocks its caller until the source is exhausted and answered, or the
+/// connection ends.
+public struct PipelinedSender {
+    public let window: Int
+    public let replyTimeoutMs: Int
+
+    public init(window: Int, replyTimeoutMs: Int = 30_000) {
+        self.window = max(1, window)
+        self.replyTimeoutMs = replyTimeoutMs
+    }
+
+    /// Runs the send. `onOutcome` is called for each answered message, in order.
+    public func run(
+        connection: LineConnection, source: some MessageSource, scratch: ReadScratch,
+        onOutcome: (OutgoingMessage, MessageOutcome) -> Void
+    ) -> SendSummary {
+        var summary = SendSummary()
+        var inFlight = FIFOQueue<OutgoingMessage>()
+        var buffered: [OutgoingMessage] = []
+        var lines: [String] = []
+        var ready: [Int32] = []
+        var lastProgress = Process.monotonicNanoseconds()
+        outer: while true {
+            if buffered.isEmpty && inFlight.count < window { buffered = source.take(max: window - inFlight.count) }
+            for message in buffered {
+                var line: [UInt8] = Array("MSG ".utf8)
+                line.append(contentsOf: message.text)
+                connection.queueLine(line)
+                inFlight.append(message)
+            }
+            buffered.removeAll()
+            if source.isExhausted && inFlight.isEmpty { break }
+            let needInput = inFlight.count < window && !source.isExhausted
+            let watch = needInput ? (source.waitDescriptor.map { [$0] } ?? []) : []
+            ready.removeAll()
+            let outcome = connection.pump(
+                lines: &lines, scratch: scratch, timeoutMs: inFlight.isEmpty ? -1 : 1000, watch: watch,
+                readyWatched: &ready)
+            if !ready.isEmpty { source.readAvailable() }
+            for line in lines {
+                lastProgress = Process.monotonicNanoseconds()
+                let error = ClientError.fromReply(line)
+                if let error, error.isClosingNotice {
+                    summary.connectionError = error
+                    break outer
+                }
+                guard let message = inFlight.popFirst() else {
+                    summary.connectionError = ClientError(.protocolViolation, "reply with no request: \(line)")
+                    break outer
+                }
+                if let error {
+                    summary.refused += 1
+                    onOutcome(message, .refused(error))
+                } else if line.hasPrefix("ACK "), let n = Int(line.dropFirst(4).prefix { $0 != " " }) {
+                    summary.acknowledged += 1
+                    onOutcome(message, .acknowledged(n))
+                } else {
+                    inFlight.prepend(message)
+                    summary.connectionError = ClientError(.protocolViolation, "unexpected reply to MSG: \(line)")
+                    break outer
+                }
+                if case .server(.tooManyErrors) = error?.kind {
+                    summary.connectionError = error
+                    break outer
+                }
+            }
+            lines.removeAll(keepingCapacity: true)
+            switch outcome {
+            case .ended(let error):
+                summary.connectionError = error ?? ClientError(.closed, "the server closed the connection")
+                break outer
+            case .timedOut where !inFlight.isEmpty:
+                let waited = (Process.monotonicNanoseconds() - lastProgress) / 1_000_000
+                if waited > UInt64(replyTimeoutMs) {
+                    summary.connectionError = ClientError(.timeout, "no reply within \(replyTimeoutMs) ms")
+                    break outer
+                }
+            default:
+                break
+            }
+        }
+        summary.unanswered = Array(inFlight.elements)
+        return summary
+    }
+}
+
+/// A small FIFO over an array with a moving head, for replies matched in order.
+struct FIFOQueue<Element> {
+    private var storage: [Element] = []
+    private var head = 0
+
+    var count: Int { storage.count - head }
+    var isEmpty: Bool { head == storage.count }
+    var elements: ArraySlice<Element> { storage[head...] }
+
+    mutating func append(_ element: Element) { storage.append(element) }
+
+    mutating func prepend(_ element: Element) {
+        if head > 0 {
+            head -= 1
+            storage[head] = element
+        } else {
+            storage.insert(element, at: 0)
+        }
+    }
+
+    mutating func popFirst() -> Element? {
+        guard head < storage.count else { return nil }
+        let element = storage[head]
+        head += 1
+        if head > 1024 && head * 2 > storage.count {
+            storage.removeFirst(head)
+            head = 0
+        }
+        return element
+    }
+}

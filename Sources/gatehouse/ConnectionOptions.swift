@@ -1,0 +1,152 @@
+import ArgumentParser
+import GatehouseClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The development defaults that `swift run gatehouse-server` (run from the repository root)
+/// sets up: its CA, its first user and the token file it keeps for this client.
+enum Defaults {
+    static let host = "localhost"
+    static let port = 9999
+    static let caFile = "certs/dev/ca.crt"
+    static let user = "dev"
+    static let tokenFile = "data/dev-token"
+}
+
+/// Options shared by every command. Each falls back to a `GATEHOUSE_*` environment variable,
+/// then to the development defaults, so that no flag is needed against the development server.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "Server host name or address (env GATEHOUSE_HOST; default localhost).")
+    var host: String?
+    @Option(help: "Server TCP port (env GATEHOUSE_PORT; default 9999).")
+    var port: Int?
+    @Option(help: "PEM CA bundle to verify the server (env GATEHOUSE_CA; default certs/dev/ca.crt if present, else the system store).")
+    var ca: String?
+    @Option(name: .customLong("server-name"), help: "Name for SNI and certificate verification (env GATEHOUSE_SERVER_NAME; default: --host).")
+    var serverName: String?
+    @Option(help: "PEM client certificate for mutual TLS (env GATEHOUSE_CERT).")
+    var cert: String?
+    @Option(help: "PEM private key of --cert (env GATEHOUSE_KEY; default: --cert).")
+    var key: String?
+    @Option(help: "User name for AUTH (env GATEHOUSE_USER; default dev).")
+    var user: String?
+    @Option(name: .customLong("token-file"), help: "File holding the token (env GATEHOUSE_TOKEN_FILE; the token itself may be in env GATEHOUSE_TOKEN; default data/dev-token if present).")
+    var tokenFile: String?
+    @Option(name: .customLong("timeout"), help: "Seconds to wait for connect, handshake and each reply (env GATEHOUSE_TIMEOUT; default 10).")
+    var timeout: Double?
+
+    static func env(_ name: String) -> String? {
+        guard let value = getenv("GATEHOUSE_" + name) else { return nil }
+        let text = String(cString: value)
+        return text.isEmpty ? nil : text
+    }
+
+    var resolvedHost: String { host ?? Self.env("HOST") ?? Defaults.host }
+
+    func resolvedPort() throws -> Int {
+        if let port { return port }
+        guard let text = Self.env("PORT") else { return Defaults.port }
+        guard let value = Int(text), (1...65535).contains(value) else {
+            throw ValidationError("GATEHOUSE_PORT must be a port number, not '\(text)'")
+        }
+        return value
+    }
+
+    var resolvedUser: String { user ?? Self.env("USER") ?? Defaults.user }
+
+    func validate() throws {
+        if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1 to 65535") }
+        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        _ = try resolvedPort()
+    }
+
+    /// The client configuration these options describe.
+    func configuration(resume: Bool = false) throws -> ClientConfiguration {
+        var config = ClientConfiguration(host: resolvedHost, port: try resolvedPort())
+        config.caFile = ca ?? Self.env("CA") ?? (fileExists(Defaults.caFile) ? Defaults.caFile : nil)
+        config.serverName = serverName ?? Self.env("SERVER_NAME")
+        config.certificateFile = cert ?? Self.env("CERT")
+        config.keyFile = key ?? Self.env("KEY")
+        if config.keyFile != nil && config.certificateFile == nil {
+            throw ValidationError("--key needs --cert")
+        }
+        let seconds = try timeout ?? Self.env("TIMEOUT").map { text in
+            guard let value = Double(text), value > 0 else { throw ValidationError("GATEHOUSE_TIMEOUT must be seconds") }
+            return value
+        } ?? 10
+        config.timeoutMs = Int(seconds * 1000)
+        config.resumeSessions = resume
+        return config
+    }
+
+    /// The token: --token-file, else GATEHOUSE_TOKEN, else GATEHOUSE_TOKEN_FILE, else the
+    /// development server's data/dev-token. Nil when none is set (a client certificate may do).
+    func token() throws -> String? {
+        if let path = tokenFile { return try readToken(path) }
+        if let value = Self.env("TOKEN") { return value.trimmingWhitespace() }
+        if let path = Self.env("TOKEN_FILE") { return try readToken(path) }
+        if fileExists(Defaults.tokenFile) { return try readToken(Defaults.tokenFile) }
+        return nil
+    }
+
+    private func readToken(_ path: String) throws -> String {
+        guard let bytes = readWholeFile(path) else {
+            throw ValidationError("cannot read token file \(path): \(String(cString: strerror(errno)))")
+        }
+        var st = stat()
+        if stat(path, &st) == 0 && st.st_mode & 0o077 != 0 {
+            Console.error("gatehouse: warning: token file \(path) is readable by other users (chmod 600 \(path))")
+        }
+        let token = String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
+        guard !token.isEmpty, !token.contains(" ") else { throw ValidationError("token file \(path) holds no token") }
+        return token
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}
+
+func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+/// Reads a whole file, or nil (errno set).
+func readWholeFile(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return nil }
+        if n == 0 { return out }
+        out.append(contentsOf: chunk[0..<n])
+    }
+}
+
+/// Writes to standard output and standard error without Foundation.
+enum Console {
+    static func out(_ text: String) { write(1, text + "\n") }
+    static func error(_ text: String) { write(2, text + "\n") }
+
+    static func write(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
+    static var stdoutIsTerminal: Bool { isatty(1) == 1 }
+}

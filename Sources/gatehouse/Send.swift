@@ -1,0 +1,130 @@
+import ArgumentParser
+import GatehouseClient
+import GatehouseSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Send: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send messages and print each acknowledgement.",
+        discussion: """
+            Messages come from the arguments, else from --file, else from standard input, one per
+            line (empty lines are skipped; a CR before the LF is dropped). Lines from standard input
+            are sent as they arrive, up to --window unanswered at a time.
+
+            Each ACK is printed to standard output as the server sent it ("ACK 1"); each refusal
+            goes to standard error with the message's name ("message 2", "line 7") and the server's
+            reason. With --quiet only a summary is printed.
+
+            Exit status: 0 every message acknowledged; 1 some message refused; 2 could not connect,
+            verify the server or authenticate (nothing sent); 3 the connection broke: standard error
+            then lists the messages not acknowledged, which are safe to resend (a message that was
+            written but not answered may have been stored: the server's journal tells).
+
+            Examples:
+              gatehouse send hello
+              gatehouse send "first message" "second message"
+              printf 'a\\nb\\nc\\n' | gatehouse send --quiet
+              gatehouse send --file messages.txt --window 256
+              GATEHOUSE_HOST=msg.example.com GATEHOUSE_TOKEN_FILE=~/.gatehouse-token gatehouse send hi
+            """)
+
+    @OptionGroup var connection: ConnectionOptions
+    @Option(name: .shortAndLong, help: "Read messages from FILE, one per line ('-' for standard input).")
+    var file: String?
+    @Option(help: "Messages sent ahead of their replies (pipelining depth).")
+    var window: Int = 64
+    @Flag(name: .shortAndLong, help: "Print only a summary line, not every ACK.")
+    var quiet = false
+    @Argument(help: "Messages to send; none: read --file or standard input.")
+    var messages: [String] = []
+
+    func validate() throws {
+        guard (1...100_000).contains(window) else { throw ValidationError("--window must be 1 to 100000") }
+        if !messages.isEmpty && file != nil { throw ValidationError("give messages as arguments or --file, not both") }
+        for (i, m) in messages.enumerated() where m.contains("\n") || m.contains("\r") {
+            throw ValidationError("message \(i + 1) contains a line break; send multi-line input with --file or stdin")
+        }
+        for (i, m) in messages.enumerated() where m.isEmpty {
+            throw ValidationError("message \(i + 1) is empty")
+        }
+    }
+
+    func run() throws {
+        GatehouseSystem.Process.ignoreSIGPIPE()
+        let source: any MessageSource
+        var inputFD: Int32 = -1
+        if !messages.isEmpty {
+            source = ArgumentSource(messages)
+        } else if let file, file != "-" {
+            inputFD = open(file, O_RDONLY | O_CLOEXEC)
+            guard inputFD >= 0 else {
+                throw ValidationError("cannot open \(file): \(String(cString: strerror(errno)))")
+            }
+            source = DescriptorSource(fd: inputFD, name: file)
+        } else {
+            source = DescriptorSource(fd: 0, name: nil)
+        }
+        defer { if inputFD >= 0 { close(inputFD) } }
+
+        let scratch = ReadScratch()
+        let session = try connection.openSession(scratch: scratch, requireAuth: true)
+        let timeoutMs = try connection.configuration().timeoutMs
+        var refusedNames: [String] = []
+        var lastAcked: String?
+        let summary = PipelinedSender(window: window, replyTimeoutMs: max(timeoutMs, 1000)).run(
+            connection: session.connection, source: source, scratch: scratch
+        ) { message, outcome in
+            switch outcome {
+            case .acknowledged(let n):
+                lastAcked = message.label
+                if !quiet { Console.out("ACK \(n)") }
+            case .refused(let error):
+                refusedNames.append(message.label)
+                Console.error("gatehouse: \(message.label) refused: \(error.message) [\(Self.preview(message.text))]")
+            }
+        }
+        if summary.connectionError == nil {
+            _ = try? session.connection.request("QUIT", scratch: scratch, timeoutMs: 2000, what: "BYE")
+        }
+        session.connection.close()
+        if let readError = (source as? DescriptorSource)?.readError {
+            Console.error("gatehouse: reading input failed: \(readError)")
+        }
+        report(summary, source: source, refused: refusedNames, lastAcked: lastAcked)
+    }
+
+    private func report(_ summary: SendSummary, source: any MessageSource, refused: [String], lastAcked: String?) throws {
+        let counts = "\(summary.acknowledged) acknowledged, \(summary.refused) refused"
+        if let error = summary.connectionError {
+            Console.error("gatehouse: the connection broke: \(error.message)")
+            Console.error("gatehouse: \(counts); last acknowledged: \(lastAcked ?? "none")")
+            if !summary.unanswered.isEmpty {
+                let names = summary.unanswered.map(\.label).joined(separator: ", ")
+                Console.error("gatehouse: sent but not answered (may or may not be stored): \(names)")
+            }
+            var rest = source.take(max: Int.max).map(\.label)
+            if let descriptor = source as? DescriptorSource, !descriptor.isExhausted {
+                rest.append("all input after line \(descriptor.linesRead)")
+            }
+            if !rest.isEmpty { Console.error("gatehouse: not sent: \(rest.joined(separator: ", "))") }
+            if quiet { Console.out(counts + ", connection broke") }
+            throw ExitCode(ExitStatus.interrupted)
+        }
+        if quiet || !refused.isEmpty {
+            let text = refused.isEmpty ? counts : counts + " (\(refused.joined(separator: ", ")))"
+            if quiet { Console.out(text) } else { Console.error("gatehouse: \(text)") }
+        }
+        if !refused.isEmpty { throw ExitCode(ExitStatus.refused) }
+    }
+
+    /// A short, printable view of a message for error lines.
+    static func preview(_ text: [UInt8]) -> String {
+        let shown = String(decoding: text.prefix(40), as: UTF8.self).map { c -> Character in
+            c.isASCII && (c.asciiValue! < 0x20 || c.asciiValue! == 0x7F) ? "?" : c
+        }
+        return String(shown) + (text.count > 40 ? "… (\(text.count) bytes)" : "")
+    }
+}
