@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "GatehouseJournalTests", dependencies: ["GatehouseJournal", "TestSupport"]),
         .testTarget(
             name: "GatehouseIntegrationTests",
-            dependencies: ["GatehouseClient", "TestSupport"]
+            dependencies: ["GatehouseClient", "GatehouseSystem", "GatehouseTLS", "TestSupport"]
         ),
         .testTarget(name: "GatehouseCLITests", dependencies: ["GatehouseClient", "TestSupport"]),
     ]

@@ -14,6 +14,8 @@ public final class GatehouseClient: Sendable {
 
     public init(_ configuration: ClientConfiguration) throws(ClientError) {
         self.configuration = configuration
+        // A write to a connection the server closed must be an error, not a dead process.
+        Process.ignoreSIGPIPE()
         var tls = TLSClientConfiguration(caFile: configuration.caFile)
         tls.verifyPeer = configuration.verify
         tls.certificateChainFile = configuration.certificateFile

@@ -104,7 +104,9 @@ public final class LineConnection {
             case .wantRead: handshakeWantsWrite = false; return .progress
             case .wantWrite: handshakeWantsWrite = true; return .progress
             case .closed: return end(ClientError(.tls, "the server closed the connection during the TLS handshake"))
-            case .failed(let error): return end(ClientError(.tls, "TLS handshake failed: \(error)"))
+            case .failed(let error):
+                let why = tls.verificationFailure.map { "server certificate rejected: \($0); " } ?? ""
+                return end(ClientError(.tls, "TLS handshake failed: \(why)\(error)"))
             }
         }
         guard phase == .open else { return .ended(nil) }

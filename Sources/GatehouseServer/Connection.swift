@@ -27,6 +27,8 @@ final class Connection {
     /// Server-wide connection number, as in logs and journal records.
     let id: UInt64
     let peer: String
+    /// The peer's address without the port, for per-address limits.
+    let peerHost: String
     let tls: TLSConnection
     var framer: LineFramer
     var session: Session
@@ -65,7 +67,7 @@ final class Connection {
     var messagesAcked = 0
 
     init(
-        slot: Int, generation: UInt32, fd: Int32, id: UInt64, peer: String, tls: TLSConnection,
+        slot: Int, generation: UInt32, fd: Int32, id: UInt64, peer: String, peerHost: String, tls: TLSConnection,
         maxLine: Int, errorBudget: Int, now: UInt64, handshakeDeadline: UInt64
     ) {
         self.slot = slot
@@ -73,6 +75,7 @@ final class Connection {
         self.fd = fd
         self.id = id
         self.peer = peer
+        self.peerHost = peerHost
         self.tls = tls
         self.framer = LineFramer(maxLine: maxLine)
         self.session = Session(errorBudget: errorBudget)

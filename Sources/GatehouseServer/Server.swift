@@ -38,6 +38,17 @@ public final class Server: Sendable {
     public init(config: ServerConfiguration, logger: Logger) throws(ServerError) {
         Process.ignoreSIGPIPE()
         let fdLimit = Process.raiseDescriptorLimit()
+        var config = config
+        // Keep descriptors in reserve (journal, listeners, epoll, eventfds, busy handshakes,
+        // files opened on reload), so that reaching the connection limit never means EMFILE.
+        let reserve = 64 + 4 * max(1, config.workers) + config.busyHandshakes
+        if config.maxConnections + reserve > fdLimit {
+            let lowered = max(1, fdLimit - reserve)
+            logger.warning(
+                "the descriptor limit is too low for --max-connections; lowering it",
+                metadata: ["fd_limit": "\(fdLimit)", "max_connections": "\(lowered)"])
+            config.maxConnections = lowered
+        }
 
         do {
             try FilePermissions.requirePrivate(config.tls.privateKeyFile, what: "private key")
@@ -62,6 +73,7 @@ public final class Server: Sendable {
         let journal: Journal
         do {
             let journalLogger = logger
+            let journalPath = config.journalFile
             journal = try Journal(
                 path: config.journalFile, policy: config.fsync, maxBytes: config.journalMaxBytes,
                 maxQueuedRecords: config.journalMaxQueued,
@@ -70,7 +82,7 @@ public final class Server: Sendable {
                     case .rotated(let segment):
                         journalLogger.info("journal rotated", metadata: ["segment": "\(segment)"])
                     case .reopened:
-                        journalLogger.info("journal reopened", metadata: ["path": "\(config.journalFile)"])
+                        journalLogger.info("journal reopened", metadata: ["path": "\(journalPath)"])
                     case .writeFailed(let why):
                         journalLogger.error(
                             "journal write failed; messages are answered ERR UNAVAILABLE until it works again",

@@ -23,6 +23,11 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeoutMs: Int = 300_000
     public var drainTimeoutMs: Int = 10_000
     public var maxConnections: Int = 10_000
+    /// Connections past `maxConnections` that still get a handshake and `ERR BUSY`; past those,
+    /// new connections are closed at once, before TLS.
+    public var busyHandshakes: Int = 256
+    /// Concurrent connections from one address (0: no limit). Past it, a plain close before TLS.
+    public var maxConnectionsPerPeer: Int = 0
     /// Reply bytes queued for a client before the server stops reading from it.
     public var maxOutboundBytes: Int = 256 * 1024
     /// Messages of one connection waiting for the journal before the server stops reading from it.

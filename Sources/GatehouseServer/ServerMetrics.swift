@@ -9,6 +9,7 @@ public final class ServerMetrics: Sendable {
     let messagesAcknowledged = Atomic<Int>(0)
     let errorsSent = Atomic<Int>(0)
     let busyRefusals = Atomic<Int>(0)
+    let peerLimitRefusals = Atomic<Int>(0)
 
     init() {}
 
@@ -22,6 +23,7 @@ public final class ServerMetrics: Sendable {
             "messages_acknowledged": messagesAcknowledged.load(ordering: .relaxed),
             "errors_sent": errorsSent.load(ordering: .relaxed),
             "busy_refusals": busyRefusals.load(ordering: .relaxed),
+            "peer_limit_refusals": peerLimitRefusals.load(ordering: .relaxed),
         ]
     }
 }

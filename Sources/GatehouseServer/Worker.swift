@@ -34,6 +34,9 @@ final class Worker {
     private var batchTime: [UInt8] = []
     private var now: UInt64 = 0
     private var accepting = true
+    /// Set while accepting is paused after EMFILE and friends.
+    private var acceptPausedUntil: UInt64?
+    private var acceptFailures = 0
     private var draining = false
     private var readBuffer: UnsafeMutableRawBufferPointer
 
@@ -87,6 +90,7 @@ final class Worker {
                 default: handle(events: events[i], token: data[i])
                 }
             }
+            resumeAcceptingIfDue()
             if !stalled.isEmpty && !shared.journal.isSaturated {
                 for conn in stalled where conn.stalledOnJournal && connections[conn.slot] === conn {
                     conn.stalledOnJournal = false
@@ -107,7 +111,11 @@ final class Worker {
     private func nextTimeoutMs() -> Int32 {
         if !readAgain.isEmpty { return 0 }
         // While the journal is saturated, look again soon: its completions may go to other workers.
-        let stallWait: Int32 = stalled.isEmpty ? -1 : 2
+        var stallWait: Int32 = stalled.isEmpty ? -1 : 2
+        if let until = acceptPausedUntil {
+            let wait = until > now ? Int32(clamping: (until - now + 999_999) / 1_000_000) : 0
+            stallWait = stallWait < 0 ? wait : min(stallWait, wait)
+        }
         guard let next = timers.nextDeadline else { return stallWait }
         if next <= now { return 0 }
         let timerWait = Int32(clamping: (next - now + 999_999) / 1_000_000)
@@ -117,24 +125,57 @@ final class Worker {
     // MARK: accepting
 
     private func acceptAll() {
-        guard accepting else { return }
+        guard accepting, acceptPausedUntil == nil else { return }
         // Bound one round, so a flood of connections cannot starve the established ones.
         for _ in 0..<64 {
             let accepted: (fd: Int32, peer: SocketAddress)?
             do { accepted = try Socket.accept(listener) } catch {
-                // EMFILE/ENFILE/ENOBUFS: log and try again on the next wake-up.
-                logger.error("accept failed", metadata: ["error": "\(error)"])
+                // EMFILE, ENFILE, ENOBUFS, ENOMEM: the kernel keeps the connection queued. Stop
+                // watching the listener for a moment instead of spinning on it, and say so once.
+                acceptFailures += 1
+                if acceptFailures == 1 {
+                    logger.error("accept failed; pausing accepts for 100 ms at a time", metadata: ["error": "\(error)"])
+                }
+                Epoll.remove(epoll, listener)
+                acceptPausedUntil = now + 100_000_000
                 return
+            }
+            if acceptFailures > 0 {
+                logger.notice("accepting again", metadata: ["failed_accepts": "\(acceptFailures)"])
+                acceptFailures = 0
             }
             guard let (fd, peer) = accepted else { return }
             open(fd: fd, peer: peer)
         }
     }
 
+    /// Watches the listener again once an accept pause is over.
+    private func resumeAcceptingIfDue() {
+        guard let until = acceptPausedUntil, now >= until else { return }
+        acceptPausedUntil = nil
+        if accepting { try? Epoll.add(epoll, listener, events: Epoll.readable, data: Worker.listenerToken) }
+        acceptAll()
+    }
+
     private func open(fd: Int32, peer: SocketAddress) {
+        let open = shared.metrics.connectionsOpen.load(ordering: .relaxed)
+        // Far past the limit, or over the per-address limit: close before spending a handshake.
+        if open >= shared.config.maxConnections + shared.config.busyHandshakes {
+            shared.metrics.busyRefusals.add(1, ordering: .relaxed)
+            Socket.close(fd)
+            return
+        }
+        let host = peer.host
+        guard shared.admit(peer: host) else {
+            shared.metrics.peerLimitRefusals.add(1, ordering: .relaxed)
+            logger.debug("connection refused: per-address limit", metadata: ["peer": "\(peer)"])
+            Socket.close(fd)
+            return
+        }
         let tls: TLSConnection
         do { tls = try TLSConnection(context: shared.currentTLSContext(), fd: fd) } catch {
             logger.error("cannot create TLS session", metadata: ["error": "\(error)"])
+            shared.release(peer: host)
             Socket.close(fd)
             return
         }
@@ -150,12 +191,12 @@ final class Worker {
         let id = shared.nextConnectionID()
         let deadline = now + UInt64(shared.config.handshakeTimeoutMs) * 1_000_000
         let conn = Connection(
-            slot: slot, generation: generations[slot], fd: fd, id: id, peer: peer.description, tls: tls,
+            slot: slot, generation: generations[slot], fd: fd, id: id, peer: peer.description, peerHost: host, tls: tls,
             maxLine: shared.config.maxLine, errorBudget: shared.config.errorBudget, now: now,
             handshakeDeadline: deadline)
-        let open = shared.metrics.connectionsOpen.add(1, ordering: .relaxed).newValue
+        let nowOpen = shared.metrics.connectionsOpen.add(1, ordering: .relaxed).newValue
         shared.metrics.connectionsAccepted.add(1, ordering: .relaxed)
-        conn.refuseAsBusy = open > shared.config.maxConnections
+        conn.refuseAsBusy = nowOpen > shared.config.maxConnections
         connections[slot] = conn
         openCount += 1
         timers.push(deadline: deadline, token: conn.token)
@@ -511,6 +552,7 @@ final class Worker {
         freeSlots.append(conn.slot)
         openCount -= 1
         shared.metrics.connectionsOpen.add(-1, ordering: .relaxed)
+        shared.release(peer: conn.peerHost)
         if conn.phase == .handshaking {
             logger.debug("connection closed", metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(reason)"])
         } else {

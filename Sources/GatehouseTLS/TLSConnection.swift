@@ -58,11 +58,14 @@ public final class TLSConnection {
     /// Sets SNI and the name the peer's certificate must carry (client side).
     public func setServerName(_ name: String, verifyHost: Bool) throws(TLSError) {
         OpenSSLErrorQueue.clear()
-        guard COpenSSL_SSL_set_tlsext_host_name(ssl, name) == 1 else {
-            throw .drained(.configuration, "cannot set SNI name \(name)")
+        let isIP = name.contains(":") || name.allSatisfy { $0.isNumber || $0 == "." }
+        // RFC 6066: SNI carries host names only, never a literal address.
+        if !isIP {
+            guard COpenSSL_SSL_set_tlsext_host_name(ssl, name) == 1 else {
+                throw .drained(.configuration, "cannot set SNI name \(name)")
+            }
         }
         if verifyHost {
-            let isIP = name.contains(":") || name.allSatisfy { $0.isNumber || $0 == "." }
             if isIP {
                 guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 else {
                     throw .drained(.configuration, "cannot verify against address \(name)")

@@ -42,3 +42,14 @@ extension TLSConnection {
         }
     }
 }
+
+extension TLSConnection {
+    /// Why the peer's certificate failed verification (`X509_verify_cert_error_string`), or nil
+    /// when it verified or was not checked: "hostname mismatch", "unable to get local issuer
+    /// certificate", ...
+    public var verificationFailure: String? {
+        let result = SSL_get_verify_result(ssl)
+        guard result != Int(X509_V_OK) else { return nil }
+        return String(cString: X509_verify_cert_error_string(result))
+    }
+}

@@ -28,7 +28,24 @@ enum DevelopmentSetup {
         var store = try loadForUpdate(path)
         let token = try store.issueToken(for: Defaults.firstUser)
         try TokenFile.save(store, to: path)
+        saveClientToken(token, nextTo: path)
         return token
+    }
+
+    /// Keeps the development token for the `gatehouse` client in a 0600 file `dev-token` beside
+    /// the tokens file, so that `gatehouse send hello` needs no flag. Development setup only: a
+    /// server given --tokens never writes a token anywhere.
+    private static func saveClientToken(_ token: String, nextTo tokensPath: String) {
+        let dir = tokensPath.lastIndex(of: "/").map { String(tokensPath[..<$0]) + "/" } ?? ""
+        let path = dir + "dev-token"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            Console.error("gatehouse-server: cannot write \(path): \(String(cString: strerror(errno)))")
+            return
+        }
+        let bytes = Array((token + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
     }
 
     /// Tells a new user how to connect. The token is printed here once and never logged.

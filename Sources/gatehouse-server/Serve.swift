@@ -61,6 +61,8 @@ struct Serve: ParsableCommand {
     var drainTimeout: Double = 10
     @Option(name: .customLong("max-connections"), help: "Connections past which new clients get ERR BUSY.")
     var maxConnections: Int = 10_000
+    @Option(name: .customLong("max-connections-per-peer"), help: "Concurrent connections from one address (0: no limit).")
+    var maxConnectionsPerPeer: Int = 0
     @Option(name: .customLong("client-ca"), help: "PEM bundle of CAs for client certificates.")
     var clientCA: String?
     @Option(name: .customLong("client-auth"), help: "Client certificates: off, optional or required.")
@@ -80,6 +82,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("timeouts must be positive")
         }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard maxConnectionsPerPeer >= 0 else { throw ValidationError("--max-connections-per-peer must be 0 or more") }
         if let journalMaxBytes, journalMaxBytes < 4096 { throw ValidationError("--journal-max-bytes must be at least 4096") }
         guard FsyncPolicy(parsing: fsync) != nil else {
             throw ValidationError("--fsync must be always, never or interval=<ms> (1 to 60000)")
@@ -135,6 +138,7 @@ struct Serve: ParsableCommand {
         config.idleTimeoutMs = Int(idleTimeout * 1000)
         config.drainTimeoutMs = Int(drainTimeout * 1000)
         config.maxConnections = maxConnections
+        config.maxConnectionsPerPeer = maxConnectionsPerPeer
 
         // Block the signals before any thread starts, so that every thread inherits the mask and
         // only the main thread's sigtimedwait sees them.

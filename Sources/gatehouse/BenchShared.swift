@@ -83,6 +83,8 @@ struct WorkerResult: Sendable {
     var unanswered = 0
     var connected = 0
     var heldAtEnd = 0
+    /// Idle mode: nanoseconds from the start until this worker's connections were all open.
+    var openingNs: UInt64 = 0
     var errors: [String: Int] = [:]
     var firstErrors: [String: String] = [:]
 

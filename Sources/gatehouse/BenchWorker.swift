@@ -253,7 +253,10 @@ final class BenchWorker {
             return toOpen.isEmpty && live == 0
         case .idle:
             if opening > 0 || !toOpen.isEmpty { return false }
-            if holdUntilNs == nil { holdUntilNs = now + plan.holdNs }
+            if holdUntilNs == nil {
+                holdUntilNs = now + plan.holdNs
+                result.openingNs = now - shared.startNs
+            }
             return now >= holdUntilNs! || shared.stop.load(ordering: .relaxed)
         }
     }

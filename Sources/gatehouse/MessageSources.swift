@@ -18,7 +18,7 @@ final class ArgumentSource: MessageSource {
     var isExhausted: Bool { next == messages.count }
 
     func take(max: Int) -> [OutgoingMessage] {
-        let end = min(messages.count, next + max)
+        let end = min(messages.count, next + Swift.min(max, messages.count))
         defer { next = end }
         return Array(messages[next..<end])
     }
@@ -89,7 +89,7 @@ final class DescriptorSource: MessageSource {
     }
 
     func take(max: Int) -> [OutgoingMessage] {
-        let end = min(ready.count, readyStart + max)
+        let end = min(ready.count, readyStart + Swift.min(max, ready.count))
         let out = Array(ready[readyStart..<end])
         readyStart = end
         if readyStart > 4096 && readyStart == ready.count {

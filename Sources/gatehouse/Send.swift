@@ -93,7 +93,7 @@ struct Send: ParsableCommand {
         if let readError = (source as? DescriptorSource)?.readError {
             Console.error("gatehouse: reading input failed: \(readError)")
         }
-        report(summary, source: source, refused: refusedNames, lastAcked: lastAcked)
+        try report(summary, source: source, refused: refusedNames, lastAcked: lastAcked)
     }
 
     private func report(_ summary: SendSummary, source: any MessageSource, refused: [String], lastAcked: String?) throws {

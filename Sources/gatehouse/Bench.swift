@@ -1,0 +1,132 @@
+import ArgumentParser
+import GatehouseClient
+import GatehouseSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load the server and report throughput and latency.",
+        discussion: """
+            Modes:
+              handshake  full TLS handshakes per second (connect, handshake, greeting, close), from
+                         --connections concurrent clients; --resume resumes sessions instead.
+              messages   --connections authenticated connections, each keeping --window messages of
+                         --size bytes unanswered, for --duration seconds or --count messages in all.
+                         Latency is from writing a MSG to reading its ACK.
+              idle       opens --connections authenticated connections and holds them for --hold
+                         seconds (10,000 from one process is fine: the workers use epoll).
+
+            Latency percentiles come from an HdrHistogram (3 significant digits). Errors are counted
+            by kind (network, tls, timeout, closed, or the server's code). With --json one JSON object
+            is printed instead of the text report. A progress line is shown only when standard output
+            is a terminal. Exit status 1 when any error was counted.
+
+            Examples:
+              gatehouse bench handshake --duration 5
+              gatehouse bench handshake --resume --connections 8 --count 20000
+              gatehouse bench messages --connections 64 --window 16 --size 64 --duration 10
+              gatehouse bench messages --count 100000 --json > result.json
+              gatehouse bench idle --connections 10000 --hold 30
+            """)
+
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "handshake, messages or idle.")
+    var mode: String
+    @Option(name: .shortAndLong, help: "Concurrent connections (default: handshake 4, messages 64, idle 1000).")
+    var connections: Int?
+    @Option(name: .shortAndLong, help: "Messages in flight per connection (messages mode).")
+    var window: Int = 16
+    @Option(name: .shortAndLong, help: "Message size in bytes (messages mode).")
+    var size: Int = 64
+    @Option(name: .shortAndLong, help: "Seconds to run when no --count is given.")
+    var duration: Double = 10
+    @Option(name: [.customShort("n"), .long], help: "Total messages (messages mode) or handshakes (handshake mode).")
+    var count: Int?
+    @Option(help: "Seconds to hold the connections once all are open (idle mode).")
+    var hold: Double = 5
+    @Flag(help: "Resume TLS sessions (handshake mode).")
+    var resume = false
+    @Option(help: "Load-generating threads (default: one per core).")
+    var threads: Int?
+    @Flag(help: "Print one JSON object instead of the text report.")
+    var json = false
+
+    var benchMode: BenchPlan.Mode? { BenchPlan.Mode(rawValue: mode) }
+
+    func validate() throws {
+        guard let benchMode else { throw ValidationError("mode must be handshake, messages or idle") }
+        if let connections, !(1...100_000).contains(connections) {
+            throw ValidationError("--connections must be 1 to 100000")
+        }
+        guard (1...100_000).contains(window) else { throw ValidationError("--window must be 1 to 100000") }
+        guard (1...16 << 20).contains(size) else { throw ValidationError("--size must be 1 to 16777216") }
+        guard duration > 0, hold >= 0 else { throw ValidationError("--duration must be positive, --hold not negative") }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if let threads, !(1...256).contains(threads) { throw ValidationError("--threads must be 1 to 256") }
+        if resume && benchMode != .handshake { throw ValidationError("--resume applies to handshake mode") }
+    }
+
+    func run() throws {
+        GatehouseSystem.Process.ignoreSIGPIPE()
+        let mode = benchMode!
+        let connections = self.connections ?? [.handshake: 4, .messages: 64, .idle: 1000][mode]!
+        let limit = GatehouseSystem.Process.raiseDescriptorLimit()
+        guard limit > connections + 32 else {
+            Console.error("gatehouse: --connections \(connections) needs more descriptors than the limit \(limit) (ulimit -n)")
+            throw ExitCode(ExitStatus.connectFailed)
+        }
+        let config = try connection.configuration(resume: resume)
+        let client: GatehouseClient
+        let addresses: [SocketAddress]
+        do {
+            client = try GatehouseClient(config)
+            addresses = try client.resolve()
+        } catch {
+            Console.error("gatehouse: \(error.message)")
+            throw ExitCode(ExitStatus.connectFailed)
+        }
+        let token = try connection.token()
+        if mode != .handshake && token == nil && config.certificateFile == nil {
+            Console.error("gatehouse: no token: set GATEHOUSE_TOKEN, or pass --token-file FILE")
+            throw ExitCode(ExitStatus.connectFailed)
+        }
+        let threadCount = min(connections, threads ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+        var payload = Array("MSG ".utf8)
+        let body = Array("bench-".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: max(0, size - 6))
+        payload.append(contentsOf: body.prefix(size))
+        let plan = BenchPlan(
+            mode: mode, connections: connections, window: window, payload: payload, count: count,
+            durationNs: UInt64(duration * 1e9), holdNs: UInt64(hold * 1e9), resume: resume,
+            user: connection.resolvedUser, token: token, timeoutMs: config.timeoutMs, threads: threadCount,
+            openConcurrency: mode == .handshake ? connections : 64)
+        let shared = BenchShared(plan: plan, client: client, addresses: addresses)
+
+        var workers: [OSThread] = []
+        for t in 0..<threadCount {
+            let share = connections / threadCount + (t < connections % threadCount ? 1 : 0)
+            workers.append(
+                OSThread(name: "bench-\(t)") {
+                    do {
+                        try BenchWorker(shared: shared, connections: share).run()
+                    } catch {
+                        Console.error("gatehouse: worker \(t) failed: \(error)")
+                        shared.deliver(WorkerResult())
+                    }
+                })
+        }
+        let progress = BenchProgress(shared: shared, enabled: Console.stdoutIsTerminal && !json)
+        while shared.finishedWorkers.load(ordering: .acquiring) < threadCount {
+            usleep(100_000)
+            progress.tick()
+        }
+        let elapsedNs = GatehouseSystem.Process.monotonicNanoseconds() - shared.startNs
+        for worker in workers { worker.join() }
+        progress.clear()
+        let report = BenchReport(plan: plan, results: shared.allResults, elapsedNs: elapsedNs)
+        Console.out(json ? report.json() : report.text())
+        if report.errorTotal > 0 { throw ExitCode(1) }
+    }
+}
