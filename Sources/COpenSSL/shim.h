@@ -61,4 +61,14 @@ static const int COpenSSL_SSL_VERIFY_FAIL_IF_NO_PEER_CERT = SSL_VERIFY_FAIL_IF_N
 static inline int COpenSSL_ERR_GET_REASON(unsigned long e) { return ERR_GET_REASON(e); }
 static inline int COpenSSL_ERR_GET_LIB(unsigned long e) { return ERR_GET_LIB(e); }
 
+// Subject-alternative-name stacks: sk_GENERAL_NAME_* are generated inline functions behind macros.
+static inline int COpenSSL_sk_GENERAL_NAME_num(const GENERAL_NAMES *names) {
+    return sk_GENERAL_NAME_num(names);
+}
+static inline GENERAL_NAME *COpenSSL_sk_GENERAL_NAME_value(const GENERAL_NAMES *names, int i) {
+    return sk_GENERAL_NAME_value(names, i);
+}
+// OPENSSL_free is a macro over CRYPTO_free with the caller's file and line.
+static inline void COpenSSL_OPENSSL_free(void *p) { OPENSSL_free(p); }
+
 #endif

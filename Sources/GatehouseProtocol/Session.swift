@@ -98,6 +98,15 @@ public struct Session {
         .reply(.error(.rateLimited, "too many failed authentications; try later"))
     }
 
+    /// The message the last `.journal` action named is refused because the connection sends
+    /// faster than its configured rate: it is not journalled, gives its number back (the next
+    /// ACK does not skip it) and is answered RATE_LIMITED, which spends no error budget.
+    public mutating func messageRateLimited() -> Action {
+        precondition(messagesAccepted > 0, "messageRateLimited without a preceding .journal")
+        messagesAccepted -= 1
+        return .reply(.error(.rateLimited, "too many messages per second; slow down and resend"))
+    }
+
     /// The journal could not store message `n`; the client may resend it.
     public func journalFailed() -> Reply {
         .error(.unavailable, "the journal could not store the message; it was not acknowledged")

@@ -33,6 +33,17 @@ public struct ServerConfiguration: Sendable {
     /// Messages of one connection waiting for the journal before the server stops reading from it.
     public var maxInFlightPerConnection: Int = 4096
 
+    /// Maps client-certificate names to users (`--client-map`); nil: the subject CN is the user.
+    public var clientMapFile: String?
+    /// Failed AUTHs a peer address may make in a burst before its AUTHs are answered RATE_LIMITED
+    /// unchecked; 0 turns the throttle off.
+    public var authFailureLimit: Int = 10
+    /// Seconds over which a peer's whole allowance of failures refills.
+    public var authFailureWindowSeconds: Double = 60
+    /// MSG lines per second one connection may send (bursts of as many); past it, ERR RATE_LIMITED.
+    /// 0: no limit.
+    public var maxMessageRate: Int = 0
+
     public init(tls: TLSServerConfiguration, tokensFile: String, journalFile: String) {
         self.tls = tls
         self.tokensFile = tokensFile

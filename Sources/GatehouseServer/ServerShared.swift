@@ -6,8 +6,9 @@ import Synchronization
 
 /// What every worker shares: configuration, TLS context, tokens, journal, metrics, logger.
 ///
-/// Immutable except for the reloadable material (TLS context, tokens), each behind its own
-/// mutex and swapped whole, so a worker reads one consistent version.
+/// Immutable except for the reloadable material (TLS context, tokens, client map), each behind
+/// its own mutex and swapped whole, so a worker reads one consistent version, and the
+/// authentication-failure throttle, which every worker updates under its mutex.
 final class ServerShared: Sendable {
     let config: ServerConfiguration
     let logger: Logger
@@ -15,15 +16,21 @@ final class ServerShared: Sendable {
     let journal: Journal
     private let tlsContext: Mutex<TLSContext>
     private let tokenStore: Mutex<TokenStore>
+    private let clientMap: Mutex<ClientIdentityMap?>
+    private let authThrottle: Mutex<AuthFailureThrottle>
     private let connectionCounter = Atomic<UInt64>(0)
-    /// Open connections per peer address, kept only when a per-address limit is set.
-    private let peers = Mutex<[String: Int]>([:])
 
-    init(config: ServerConfiguration, logger: Logger, tls: TLSContext, tokens: TokenStore, journal: Journal) {
+    init(
+        config: ServerConfiguration, logger: Logger, tls: TLSContext, tokens: TokenStore, clientMap: ClientIdentityMap?,
+        journal: Journal
+    ) {
         self.config = config
         self.logger = logger
         self.tlsContext = Mutex(tls)
         self.tokenStore = Mutex(tokens)
+        self.clientMap = Mutex(clientMap)
+        self.authThrottle = Mutex(
+            AuthFailureThrottle(limit: config.authFailureLimit, windowSeconds: config.authFailureWindowSeconds))
         self.journal = journal
     }
 
@@ -31,27 +38,26 @@ final class ServerShared: Sendable {
     func tokens() -> TokenStore { tokenStore.withLock { $0 } }
     func replace(tokens: TokenStore) { tokenStore.withLock { $0 = tokens } }
     func replace(tls: TLSContext) { tlsContext.withLock { $0 = tls } }
+    func replace(clientMap map: ClientIdentityMap?) { clientMap.withLock { $0 = map } }
+
+    /// The user a verified client certificate authenticates as, under the current map.
+    func certificateUser(for identity: CertificateIdentity) -> String? {
+        let map = clientMap.withLock { $0 }
+        return ClientIdentityMap.user(for: identity, map: map)
+    }
+
+    /// Whether AUTH from `peer` must be answered RATE_LIMITED without checking the token.
+    func authenticationThrottled(peer: String, now: UInt64) -> Bool {
+        guard config.authFailureLimit > 0 else { return false }
+        let key = PeerKey(peer: peer)
+        return authThrottle.withLock { $0.isThrottled(key, now: now) }
+    }
+
+    func recordAuthenticationFailure(peer: String, now: UInt64) {
+        guard config.authFailureLimit > 0 else { return }
+        let key = PeerKey(peer: peer)
+        authThrottle.withLock { $0.recordFailure(key, now: now) }
+    }
 
     func nextConnectionID() -> UInt64 { connectionCounter.add(1, ordering: .relaxed).newValue }
-
-    /// Counts a new connection from `peer`; false if that address is at its limit.
-    func admit(peer: String) -> Bool {
-        let limit = config.maxConnectionsPerPeer
-        guard limit > 0 else { return true }
-        return peers.withLock { table in
-            let count = table[peer, default: 0]
-            guard count < limit else { return false }
-            table[peer] = count + 1
-            return true
-        }
-    }
-
-    /// Forgets one connection from `peer`.
-    func release(peer: String) {
-        guard config.maxConnectionsPerPeer > 0 else { return }
-        peers.withLock { table in
-            let count = table[peer, default: 0]
-            if count <= 1 { table[peer] = nil } else { table[peer] = count - 1 }
-        }
-    }
 }

@@ -23,6 +23,9 @@ public struct TLSServerConfiguration: Sendable {
     public var clientAuth: ClientAuthMode = .off
     /// PEM bundle of CAs that client certificates must chain to; required unless `clientAuth` is off.
     public var clientCAFile: String?
+    /// PEM file of certificate revocation lists, one per CA in the client chain; with it every
+    /// client certificate (and intermediate) is checked for revocation. Needs `clientAuth` on.
+    public var crlFile: String?
 
     public init(certificateChainFile: String, privateKeyFile: String) {
         self.certificateChainFile = certificateChainFile

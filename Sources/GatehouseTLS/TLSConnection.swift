@@ -83,7 +83,12 @@ public final class TLSConnection {
         OpenSSLErrorQueue.clear()
         let rc = SSL_do_handshake(ssl)
         if rc == 1 { return .done(0) }
-        return classify(rc, during: .handshake)
+        let result = classify(rc, during: .handshake)
+        // OpenSSL's queue says only "certificate verify failed"; the verify result says why.
+        if case .failed(let error) = result, let why = peerVerificationFailure {
+            return .failed(TLSError(.handshake, "peer certificate refused: \(why)", openSSLErrors: error.openSSLErrors))
+        }
+        return result
     }
 
     public var isHandshakeComplete: Bool { SSL_is_init_finished(ssl) == 1 }

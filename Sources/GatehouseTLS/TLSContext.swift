@@ -57,9 +57,17 @@ public final class TLSContext: @unchecked Sendable {
             if let names = SSL_load_client_CA_file(caFile) {
                 SSL_CTX_set_client_CA_list(ctx, names)
             }
+            if let crlFile = config.crlFile { try loadRevocationLists(crlFile) }
+            // A leaf, up to two intermediates and the root: deeper chains are refused.
+            SSL_CTX_set_verify_depth(ctx, 3)
             var mode = COpenSSL_SSL_VERIFY_PEER
             if config.clientAuth == .required { mode |= COpenSSL_SSL_VERIFY_FAIL_IF_NO_PEER_CERT }
+            // No callback: a certificate that fails verification fails the handshake with the
+            // matching alert; TLSConnection reads the reason from SSL_get_verify_result.
             SSL_CTX_set_verify(ctx, mode, nil)
+        }
+        if config.crlFile != nil && config.clientAuth == .off {
+            throw TLSError(.configuration, "a CRL file needs client authentication (optional or required)")
         }
     }
 

@@ -60,6 +60,12 @@ public struct TLSError: Error, CustomStringConvertible, Sendable {
         TLSError(kind, message, openSSLErrors: OpenSSLErrorQueue.drain())
     }
 
+    /// One line for a log: our message and OpenSSL's newest reason.
+    public var summary: String {
+        guard let last = openSSLErrors.last else { return message }
+        return "\(message) (\(last))"
+    }
+
     public var description: String {
         if openSSLErrors.isEmpty { return "\(kind): \(message)" }
         return "\(kind): \(message) (\(openSSLErrors.joined(separator: "; ")))"

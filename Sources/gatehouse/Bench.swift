@@ -11,18 +11,16 @@ struct Bench: ParsableCommand {
         abstract: "Load the server and report throughput and latency.",
         discussion: """
             Modes:
-              handshake  full TLS handshakes per second (connect, handshake, greeting, close), from
-                         --connections concurrent clients; --resume resumes sessions instead.
-              messages   --connections authenticated connections, each keeping --window messages of
-                         --size bytes unanswered, for --duration seconds or --count messages in all.
-                         Latency is from writing a MSG to reading its ACK.
-              idle       opens --connections authenticated connections and holds them for --hold
-                         seconds (10,000 from one process is fine: the workers use epoll).
+              handshake  full TLS handshakes/s (connect, handshake, greeting,
+                         close) from --connections clients; --resume: resumed.
+              messages   --connections authenticated connections, each keeping
+                         --window messages of --size bytes unanswered, for
+                         --duration seconds or --count messages in all.
+                         Latency: from writing a MSG to reading its ACK.
+              idle       opens --connections authenticated connections and
+                         holds them --hold seconds (10,000 from one process).
 
-            Latency percentiles come from an HdrHistogram (3 significant digits). Errors are counted
-            by kind (network, tls, timeout, closed, or the server's code). With --json one JSON object
-            is printed instead of the text report. A progress line is shown only when standard output
-            is a terminal. Exit status 1 when any error was counted.
+            Latency percentiles come from an HdrHistogram. Errors are counted by kind (network, tls, timeout, closed, or the server's code). --json prints one JSON object instead of the text report. A progress line is shown only when standard output is a terminal. Exit status 1 when any error was counted.
 
             Examples:
               gatehouse bench handshake --duration 5

@@ -10,25 +10,18 @@ struct Send: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send messages and print each acknowledgement.",
         discussion: """
-            Messages come from the arguments, else from --file, else from standard input, one per
-            line (empty lines are skipped; a CR before the LF is dropped). Lines from standard input
-            are sent as they arrive, up to --window unanswered at a time.
+            Messages come from the arguments, else from --file, else from standard input, one per line (empty lines are skipped; a CR before the LF is dropped). Lines from standard input are sent as they arrive, up to --window unanswered at a time.
 
-            Each ACK is printed to standard output as the server sent it ("ACK 1"); each refusal
-            goes to standard error with the message's name ("message 2", "line 7") and the server's
-            reason. With --quiet only a summary is printed.
+            Each ACK is printed to standard output as the server sent it ("ACK 1"); each refusal goes to standard error with the message's name ("message 2", "line 7") and the server's reason. With --quiet only a summary is printed.
 
-            Exit status: 0 every message acknowledged; 1 some message refused; 2 could not connect,
-            verify the server or authenticate (nothing sent); 3 the connection broke: standard error
-            then lists the messages not acknowledged, which are safe to resend (a message that was
-            written but not answered may have been stored: the server's journal tells).
+            Exit status: 0 every message acknowledged; 1 some message refused; 2 could not connect, verify the server or authenticate (nothing sent); 3 the connection broke: standard error then lists the messages not acknowledged, which are safe to resend (a message that was written but not answered may have been stored: the server's journal tells).
 
             Examples:
               gatehouse send hello
               gatehouse send "first message" "second message"
               printf 'a\\nb\\nc\\n' | gatehouse send --quiet
               gatehouse send --file messages.txt --window 256
-              GATEHOUSE_HOST=msg.example.com GATEHOUSE_TOKEN_FILE=~/.gatehouse-token gatehouse send hi
+              GATEHOUSE_TOKEN_FILE=~/.gh-token gatehouse send --host msg.example.com hi
             """)
 
     @OptionGroup var connection: ConnectionOptions

@@ -16,18 +16,13 @@ struct Shell: ParsableCommand {
               /raw LINE    send LINE exactly as typed (e.g. /raw AUTH user token)
               /quit        send QUIT and leave (so do Ctrl-D and Ctrl-C on an empty line)
               /help        this list
-            Replies are printed as they arrive, by a reader thread, above the line being typed.
-            When the server closes the connection (idle timeout, shutdown) the shell says so and exits
-            with status 3.
+            Replies are printed as they arrive, by a reader thread, above the line being typed. When the server closes the connection (idle timeout, shutdown) the shell says so and exits with status 3.
 
-            On a terminal the line can be edited (arrows, Home/End, Ctrl-A/E/U/K/W) and Up/Down walk
-            the history of this session and earlier ones ($HOME/.gatehouse_history; /raw lines are not
-            kept, so a token typed there stays out of it). Otherwise lines are read plainly, so the
-            shell can be scripted: printf 'hello\\n/ping\\n' | gatehouse shell
+            On a terminal the line can be edited (arrows, Home/End, Ctrl-A/E/U/K/W) and Up/Down walk the history of this session and earlier ones ($HOME/.gatehouse_history; /raw lines are not kept, so a token typed there stays out of it). Otherwise lines are read plainly, so the shell can be scripted: printf 'hello\\n/ping\\n' | gatehouse shell
 
             Examples:
               gatehouse shell
-              GATEHOUSE_USER=alice gatehouse shell --token-file ~/.gatehouse-token --host msg.example.com
+              GATEHOUSE_USER=alice gatehouse shell --token-file ~/.gh-token
             """)
 
     @OptionGroup var connection: ConnectionOptions
