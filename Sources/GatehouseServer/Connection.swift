@@ -1,3 +1,4 @@
+import GatehouseAuth
 import GatehouseProtocol
 import GatehouseTLS
 
@@ -65,6 +66,8 @@ final class Connection {
     /// `","user":…,"peer":…,"conn":N` for the journal, set at authentication.
     var journalFields: [UInt8] = []
     var messagesAcked = 0
+    /// The per-connection message rate limit (`--max-msg-rate`), nil when there is none.
+    var messageBucket: TokenBucket?
 
     init(
         slot: Int, generation: UInt32, fd: Int32, id: UInt64, peer: String, peerHost: String, tls: TLSConnection,

@@ -57,6 +57,12 @@ public final class Server: Sendable {
         do { tls = try TLSContext(server: config.tls) } catch { throw ServerError("TLS: \(error)") }
         let tokens: TokenStore
         do { tokens = try TokenFile.load(config.tokensFile) } catch { throw ServerError(error.message) }
+        let clientMap: ClientIdentityMap?
+        do { clientMap = try config.clientMapFile.map(ClientIdentityMap.load) } catch { throw ServerError(error.message) }
+        if geteuid() == 0 {
+            logger.warning(
+                "running as root: gatehouse-server needs no privilege; run it as an unprivileged user (see SECURITY.md)")
+        }
 
         let workerCount = config.workers > 0 ? config.workers : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         // Inboxes exist before the journal so that its completion handler can reach them.
@@ -131,7 +137,8 @@ public final class Server: Sendable {
         self.boundAddress = address.description
         self.port = address.port
 
-        let shared = ServerShared(config: config, logger: logger, tls: tls, tokens: tokens, journal: journal)
+        let shared = ServerShared(
+            config: config, logger: logger, tls: tls, tokens: tokens, clientMap: clientMap, journal: journal)
         self.shared = shared
         var handles: [WorkerHandle] = []
         for index in 0..<workerCount {
@@ -149,7 +156,7 @@ public final class Server: Sendable {
             "gatehouse listening",
             metadata: [
                 "address": "\(boundAddress)", "workers": "\(workerCount)", "tls_min": "\(config.tls.minimumVersion.rawValue)",
-                "client_auth": "\(config.tls.clientAuth.rawValue)", "journal": "\(config.journalFile)",
+                "client_auth": "\(config.tls.clientAuth.rawValue)", "certificate": "\(tls.certificateFingerprint ?? "-")", "journal": "\(config.journalFile)",
                 "fsync": "\(config.fsync)", "next_id": "\(journal.nextID)", "users": "\(tokens.users.count)",
                 "max_connections": "\(config.maxConnections)", "fd_limit": "\(fdLimit)",
             ])
@@ -178,7 +185,51 @@ public final class Server: Sendable {
             ])
     }
 
-    /// Reloads the tokens file (SIGHUP). A broken file is refused and the old tokens stay.
+    /// Reloads what SIGHUP reloads: the TLS material (certificate chain, key, client CA, CRL),
+    /// the client map and the tokens file. Each part is loaded and checked in full before it
+    /// replaces the old one; a part that fails is refused with a log line and the old one stays
+    /// in force. New handshakes use the new TLS context; established connections keep theirs.
+    ///
+    /// > Warning: blocking file I/O; call from the signal-handling thread, not a worker.
+    public func reload() {
+        reloadTLS()
+        reloadClientMap()
+        reloadTokens()
+    }
+
+    /// Builds a new TLS context from the configured files and swaps it in.
+    public func reloadTLS() {
+        let config = shared.config.tls
+        do {
+            try FilePermissions.requirePrivate(config.privateKeyFile, what: "private key")
+        } catch {
+            shared.logger.error("TLS material not reloaded; the old one stays in force", metadata: ["error": "\(error.message)"])
+            return
+        }
+        do {
+            let tls = try TLSContext(server: config)
+            shared.replace(tls: tls)
+            shared.logger.info(
+                "TLS material reloaded",
+                metadata: ["certificate": "\(tls.certificateFingerprint ?? "-")", "crl": "\(config.crlFile ?? "-")"])
+        } catch {
+            shared.logger.error("TLS material not reloaded; the old one stays in force", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Reloads the client map, when one is configured.
+    public func reloadClientMap() {
+        guard let path = shared.config.clientMapFile else { return }
+        do {
+            let map = try ClientIdentityMap.load(path)
+            shared.replace(clientMap: map)
+            shared.logger.info("client map reloaded", metadata: ["rules": "\(map.rules.count)"])
+        } catch {
+            shared.logger.error("client map not reloaded; the old one stays in force", metadata: ["error": "\(error.message)"])
+        }
+    }
+
+    /// Reloads the tokens file. A broken file is refused and the old tokens stay.
     public func reloadTokens() {
         do {
             let tokens = try TokenFile.load(shared.config.tokensFile)

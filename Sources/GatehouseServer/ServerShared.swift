@@ -19,6 +19,8 @@ final class ServerShared: Sendable {
     private let clientMap: Mutex<ClientIdentityMap?>
     private let authThrottle: Mutex<AuthFailureThrottle>
     private let connectionCounter = Atomic<UInt64>(0)
+    /// Open connections per peer address, kept only when a per-address limit is set.
+    private let peers = Mutex<[String: Int]>([:])
 
     init(
         config: ServerConfiguration, logger: Logger, tls: TLSContext, tokens: TokenStore, clientMap: ClientIdentityMap?,
@@ -60,4 +62,25 @@ final class ServerShared: Sendable {
     }
 
     func nextConnectionID() -> UInt64 { connectionCounter.add(1, ordering: .relaxed).newValue }
+
+    /// Counts a new connection from `peer`; false if that address is at its limit.
+    func admit(peer: String) -> Bool {
+        let limit = config.maxConnectionsPerPeer
+        guard limit > 0 else { return true }
+        return peers.withLock { table in
+            let count = table[peer, default: 0]
+            guard count < limit else { return false }
+            table[peer] = count + 1
+            return true
+        }
+    }
+
+    /// Forgets one connection from `peer`.
+    func release(peer: String) {
+        guard config.maxConnectionsPerPeer > 0 else { return }
+        peers.withLock { table in
+            let count = table[peer, default: 0]
+            if count <= 1 { table[peer] = nil } else { table[peer] = count - 1 }
+        }
+    }
 }

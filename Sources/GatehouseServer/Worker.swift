@@ -1,3 +1,4 @@
+import GatehouseAuth
 import GatehouseJournal
 import GatehouseProtocol
 import GatehouseSystem
@@ -262,7 +263,7 @@ final class Worker {
             // Peer-caused almost always (version, cipher, certificate, garbage): info, not error.
             logger.info(
                 "handshake failed",
-                metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(error.openSSLErrors.last ?? error.message)"])
+                metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(error.summary)"])
             close(conn, reason: "handshake failed")
         }
     }
@@ -274,11 +275,19 @@ final class Worker {
             beginClosing(conn, reason: "busy")
             return
         }
-        if shared.config.tls.clientAuth != .off, let user = conn.tls.verifiedPeerCommonName,
-            CommandParser.isValidUserName(user)
-        {
-            conn.session = Session(errorBudget: shared.config.errorBudget, certificateUser: user)
-            authenticated(conn, user: user)
+        if shared.config.tls.clientAuth != .off, let identity = conn.tls.verifiedPeerIdentity {
+            if let user = shared.certificateUser(for: identity), CommandParser.isValidUserName(user) {
+                conn.session = Session(errorBudget: shared.config.errorBudget, certificateUser: user)
+                authenticated(conn, user: user)
+            } else {
+                logger.info(
+                    "client certificate verified but names no user; token authentication still possible",
+                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "certificate": "\(identity)"])
+            }
+        }
+        if shared.config.maxMessageRate > 0 {
+            let rate = shared.config.maxMessageRate
+            conn.messageBucket = TokenBucket(capacity: rate, refillPerSecond: Double(rate), now: now)
         }
         conn.phase = .open
         conn.deadline = now + UInt64(shared.config.idleTimeoutMs) * 1_000_000
@@ -384,6 +393,9 @@ final class Worker {
     private func perform(_ action: Session.Action, _ conn: Connection, _ line: UnsafeRawBufferPointer) -> Bool {
         switch action {
         case .journal(let text, let n):
+            if conn.messageBucket?.take(now: now) == false {
+                return perform(conn.session.messageRateLimited(), conn, line)
+            }
             if batchTime.isEmpty { batchTime = clock.now() }
             batch.append(
                 time: batchTime, connectionFields: conn.journalFields, n: n,
@@ -401,12 +413,18 @@ final class Worker {
             beginClosing(conn, reason: reply == .bye ? "quit" : "too many errors")
             return false
         case .authenticate(let user, let tokenRange):
+            // A peer over its failure allowance is not told whether its token is right.
+            if shared.authenticationThrottled(peer: conn.peer, now: now) {
+                logger.info("authentication throttled", metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)"])
+                return perform(conn.session.authenticationThrottled(), conn, line)
+            }
             let token = UnsafeRawBufferPointer(rebasing: line[tokenRange])
             let ok = shared.tokens().verify(user: user, token: token)
             let result = conn.session.authenticationResult(user: user, succeeded: ok)
             if ok {
                 authenticated(conn, user: user)
             } else {
+                shared.recordAuthenticationFailure(peer: conn.peer, now: now)
                 logger.info("authentication failed", metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)"])
             }
             return perform(result, conn, line)

@@ -24,7 +24,8 @@ struct Serve: ParsableCommand {
                             the operating system's cache. Survives a server crash, not a power loss.
 
             Signals: SIGTERM or SIGINT drains (answers what was read, ERR SHUTTING_DOWN, exit 0 within
-            --drain-timeout); a second one exits at once. SIGHUP reloads the tokens file and reopens
+            --drain-timeout); a second one exits at once. SIGHUP reloads the certificate chain and key, the client CA, the CRL, the client map
+            and the tokens file (a broken file is refused and the old material stays), and reopens
             the journal by path (for external rotation tools).
             """
     )
@@ -67,6 +68,16 @@ struct Serve: ParsableCommand {
     var clientCA: String?
     @Option(name: .customLong("client-auth"), help: "Client certificates: off, optional or required.")
     var clientAuth: String = "off"
+    @Option(help: "PEM file of CRLs for the client CA(s): revoked client certificates are refused.")
+    var crl: String?
+    @Option(name: .customLong("client-map"), help: "Map of client-certificate names (CN:, DNS:, email:, URI:) to users.")
+    var clientMap: String?
+    @Option(name: .customLong("auth-failure-limit"), help: "Failed AUTHs per peer address before AUTH gets ERR RATE_LIMITED (0: no limit).")
+    var authFailureLimit: Int = 10
+    @Option(name: .customLong("auth-failure-window"), help: "Seconds over which a peer's allowance of failed AUTHs refills.")
+    var authFailureWindow: Double = 60
+    @Option(name: .customLong("max-msg-rate"), help: "MSG lines per second per connection, as N or N/s (0: no limit).")
+    var maxMsgRate: String = "0"
     @Option(name: .customLong("session-tickets"), help: "TLS 1.3 session tickets sent per handshake (0 disables resumption).")
     var sessionTickets: Int = 1
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -91,6 +102,13 @@ struct Serve: ParsableCommand {
             throw ValidationError("--client-auth must be off, optional or required")
         }
         if mode != .off && clientCA == nil { throw ValidationError("--client-auth \(clientAuth) needs --client-ca FILE") }
+        if crl != nil && mode == .off { throw ValidationError("--crl needs --client-auth optional or required") }
+        if clientMap != nil && mode == .off { throw ValidationError("--client-map needs --client-auth optional or required") }
+        guard authFailureLimit >= 0 else { throw ValidationError("--auth-failure-limit must be 0 or more") }
+        guard authFailureWindow > 0 else { throw ValidationError("--auth-failure-window must be positive") }
+        guard Serve.messageRate(maxMsgRate) != nil else {
+            throw ValidationError("--max-msg-rate must be N or N/s with N from 0 to 1000000")
+        }
         guard (0...10).contains(sessionTickets) else { throw ValidationError("--session-tickets must be 0 to 10") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
@@ -125,6 +143,7 @@ struct Serve: ParsableCommand {
         tls.minimumVersion = TLSMinimumVersion(rawValue: minTLS)!
         tls.clientAuth = ClientAuthMode(rawValue: clientAuth)!
         tls.clientCAFile = clientCA
+        tls.crlFile = crl
         tls.sessionTickets = sessionTickets
         var config = ServerConfiguration(tls: tls, tokensFile: tokensPath, journalFile: journal)
         config.host = host
@@ -139,6 +158,10 @@ struct Serve: ParsableCommand {
         config.drainTimeoutMs = Int(drainTimeout * 1000)
         config.maxConnections = maxConnections
         config.maxConnectionsPerPeer = maxConnectionsPerPeer
+        config.clientMapFile = clientMap
+        config.authFailureLimit = authFailureLimit
+        config.authFailureWindowSeconds = authFailureWindow
+        config.maxMessageRate = Serve.messageRate(maxMsgRate)!
 
         // Block the signals before any thread starts, so that every thread inherits the mask and
         // only the main thread's sigtimedwait sees them.
@@ -156,7 +179,7 @@ struct Serve: ParsableCommand {
             let signal = signals.wait(timeoutMs: 100)
             switch signal {
             case SIGHUP:
-                server.reloadTokens()
+                server.reload()
                 server.reopenJournal()
             case SIGTERM, SIGINT:
                 if drainDeadline == nil {
@@ -178,6 +201,15 @@ struct Serve: ParsableCommand {
             }
         }
         waiter.join()
+    }
+}
+
+extension Serve {
+    /// `N` or `N/s` as messages per second; nil if malformed.
+    static func messageRate(_ text: String) -> Int? {
+        let number = text.hasSuffix("/s") ? String(text.dropLast(2)) : text
+        guard let n = Int(number), (0...1_000_000).contains(n) else { return nil }
+        return n
     }
 }
 
