@@ -47,10 +47,18 @@ Options:
   --new-ca        replace the CA in DIR (default: reuse an existing
                   ca.crt/ca.key to sign, or create one if there is none)
   --no-server     do not issue server.crt/server.key (needs --client)
+  --revoke NAME   revoke client-NAME.crt (signed by the CA in DIR) and write
+                  crl.pem, the CA's revocation list for the server's --crl;
+                  repeatable; a run with --revoke or --crl issues no server
+                  certificate unless --client is given too
+  --crl           write crl.pem again (a CRL is valid for --crl-days; renew it
+                  before then, and send the server SIGHUP)
+  --crl-days N    validity of crl.pem in days, 1-3650 (default: 30)
   --quiet         print nothing but warnings and errors
   -h, --help      show this help and exit
 
 Files in DIR: ca.crt ca.key server.crt server.key client-NAME.crt client-NAME.key
+and, once something was revoked, crl.pem and ca-db/ (the CA's revocation record).
 Keys are written with mode 0600, certificates with 0644. Every new certificate
 is checked with 'openssl verify -CAfile ca.crt' before it is installed.
 Environment: OPENSSL=/path/to/openssl selects the openssl binary.
@@ -74,28 +82,32 @@ NEW_CA=0
 NO_SERVER=0
 QUIET=0
 CLIENTS=()
+REVOKE=()
+MAKE_CRL=0
+CRL_DAYS=30
 
 while (($#)); do
     opt=$1
     case $opt in
-        --out | --hosts | --days | --client)
+        --out | --hosts | --days | --client | --revoke | --crl-days)
             if (($# < 2)) || [[ $2 == --* ]]; then
                 usage_error "missing value for $opt"
             fi
             val=$2
             shift 2
             ;;
-        --out=* | --hosts=* | --days=* | --client=*)
+        --out=* | --hosts=* | --days=* | --client=* | --revoke=* | --crl-days=*)
             val=${opt#*=}
             opt=${opt%%=*}
             shift
             ;;
-        --rsa=* | --new-ca=* | --no-server=* | --quiet=* | --help=*)
+        --rsa=* | --new-ca=* | --no-server=* | --crl=* | --quiet=* | --help=*)
             usage_error "option ${opt%%=*} takes no value"
             ;;
         --rsa) RSA=1; shift; continue ;;
         --new-ca) NEW_CA=1; shift; continue ;;
         --no-server) NO_SERVER=1; shift; continue ;;
+        --crl) MAKE_CRL=1; shift; continue ;;
         --quiet | -q) QUIET=1; shift; continue ;;
         --help | -h) usage; exit 0 ;;
         -*) usage_error "unknown option $(shown "$opt")" ;;
@@ -107,6 +119,8 @@ while (($#)); do
         --hosts) HOSTS=$val ;;
         --days) DAYS=$val ;;
         --client) CLIENTS+=("$val") ;;
+        --revoke) REVOKE+=("$val") ;;
+        --crl-days) CRL_DAYS=$val ;;
     esac
 done
 
@@ -114,6 +128,11 @@ if ! [[ $DAYS =~ ^[0-9]{1,6}$ ]] || ((10#$DAYS < 1 || 10#$DAYS > 36500)); then
     usage_error "invalid --days $(shown "$DAYS"): expected a whole number of days from 1 to 36500"
 fi
 DAYS=$((10#$DAYS))
+
+if ! [[ $CRL_DAYS =~ ^[0-9]{1,5}$ ]] || ((10#$CRL_DAYS < 1 || 10#$CRL_DAYS > 3650)); then
+    usage_error "invalid --crl-days $(shown "$CRL_DAYS"): expected a whole number of days from 1 to 3650"
+fi
+CRL_DAYS=$((10#$CRL_DAYS))
 
 client_re='^[A-Za-z0-9._@-]{1,64}$'
 declare -A seen_client=()
@@ -128,7 +147,17 @@ for name in ${CLIENTS[@]+"${CLIENTS[@]}"}; do
 done
 CLIENTS=(${unique_clients[@]+"${unique_clients[@]}"})
 
-if ((NO_SERVER)) && ((${#CLIENTS[@]} == 0)); then
+declare -A seen_revoke=()
+for name in ${REVOKE[@]+"${REVOKE[@]}"}; do
+    [[ $name =~ $client_re ]] || usage_error "invalid --revoke name $(shown "$name"): use the NAME of a client-NAME.crt"
+    [[ -z ${seen_client[$name]+x} ]] || usage_error "--client $name and --revoke $name in one run"
+    seen_revoke[$name]=1
+done
+((${#REVOKE[@]})) && MAKE_CRL=1
+# A revocation run issues only what it is asked to (no server certificate by default).
+if ((MAKE_CRL)) && ((${#CLIENTS[@]} == 0)); then NO_SERVER=1; fi
+
+if ((NO_SERVER)) && ((${#CLIENTS[@]} == 0)) && ((!MAKE_CRL)); then
     usage_error "--no-server without --client leaves nothing to issue"
 fi
 
@@ -194,7 +223,7 @@ OPENSSL=${OPENSSL:-openssl}
 command -v -- "$OPENSSL" >/dev/null 2>&1 ||
     die "openssl not found: $(shown "$OPENSSL") is not on PATH (install OpenSSL or set OPENSSL=/path/to/openssl)"
 
-for t in ca server client; do
+for t in ca server client crl; do
     [[ -r $TEMPLATE_DIR/$t.cnf.in ]] || die "template not found: $TEMPLATE_DIR/$t.cnf.in"
 done
 
@@ -365,6 +394,44 @@ for name in ${CLIENTS[@]+"${CLIENTS[@]}"}; do
     WRITTEN+=("client-$name")
 done
 
+# ---------------------------------------------------------------- revocation
+
+# The CA's revocation record lives in OUT/ca-db (openssl ca's index and CRL number). It is
+# copied into the staging directory, updated there, and moved back with the new crl.pem.
+if ((MAKE_CRL)); then
+    [[ $CA_ACTION == kept ]] || ((${#REVOKE[@]} == 0)) ||
+        die "--revoke needs the CA that signed the certificate; this run makes a new CA"
+    mkdir -p -- "$STAGE/ca-db"
+    if [[ $CA_ACTION == kept && -f $OUT/ca-db/index.txt ]]; then
+        cp -p -- "$OUT/ca-db/index.txt" "$STAGE/ca-db/index.txt"
+        [[ ! -f $OUT/ca-db/crlnumber ]] || cp -p -- "$OUT/ca-db/crlnumber" "$STAGE/ca-db/crlnumber"
+    else
+        : >"$STAGE/ca-db/index.txt"
+    fi
+    [[ -f $STAGE/ca-db/crlnumber ]] || printf '01\n' >"$STAGE/ca-db/crlnumber"
+    render "$TEMPLATE_DIR/crl.cnf.in" "$STAGE/crl.cnf" DATABASE="$STAGE/ca-db/index.txt" \
+        CRLNUMBER="$STAGE/ca-db/crlnumber" CRL_DAYS="$CRL_DAYS"
+    for name in ${REVOKE[@]+"${REVOKE[@]}"}; do
+        crt=$OUT/client-$name.crt
+        [[ -f $crt ]] || die "cannot revoke $(shown "$name"): $crt does not exist"
+        if ! out=$("$OPENSSL" verify -CAfile "$CA_CRT" -no_check_time "$crt" </dev/null 2>&1); then
+            die "cannot revoke $(shown "$name"): client-$name.crt was not signed by ca.crt: ${out//$'\n'/ }"
+        fi
+        sn=$("$OPENSSL" x509 -in "$crt" -noout -serial 2>/dev/null) || die "cannot read the serial of $crt"
+        if grep -q "^R.*	${sn#serial=}	" "$STAGE/ca-db/index.txt"; then
+            warn "client-$name.crt is already revoked"
+            continue
+        fi
+        ossl "revoking client-$name.crt" ca -config "$STAGE/crl.cnf" -cert "$CA_CRT" -keyfile "$CA_KEY" \
+            -passin pass: -revoke "$crt" -crl_reason keyCompromise
+    done
+    ossl "writing the CRL" ca -config "$STAGE/crl.cnf" -cert "$CA_CRT" -keyfile "$CA_KEY" -passin pass: \
+        -gencrl -out "$STAGE/crl.pem"
+    ossl "checking the CRL's signature" crl -in "$STAGE/crl.pem" -CAfile "$CA_CRT" -noout
+    chmod 0644 -- "$STAGE/crl.pem"
+    rm -f -- "$STAGE/ca-db/"*.old
+fi
+
 # ---------------------------------------------------------------- install
 
 install_pair() {
@@ -377,6 +444,16 @@ install_pair() {
 }
 
 [[ $CA_ACTION == kept ]] || install_pair ca
+if [[ $CA_ACTION == replaced && ( -e $OUT/crl.pem || -e $OUT/ca-db ) ]] && ((!MAKE_CRL)); then
+    # The old CA's revocations mean nothing to the new one.
+    rm -rf -- "$OUT/ca-db" "$OUT/crl.pem"
+    warn "removed crl.pem and ca-db/ of the replaced CA; run with --crl to make a CRL for the new one"
+fi
+if ((MAKE_CRL)); then
+    rm -rf -- "$OUT/ca-db"
+    mv -f -- "$STAGE/ca-db" "$OUT/ca-db"
+    mv -f -- "$STAGE/crl.pem" "$OUT/crl.pem"
+fi
 for base in ${WRITTEN[@]+"${WRITTEN[@]}"}; do install_pair "$base"; done
 CA_CRT=$OUT/ca.crt
 
@@ -408,5 +485,13 @@ if ((!QUIET)); then
             say "  $base.crt, $base.key: new, CN=${base#client-}, clientAuth; $(describe "$OUT/$base.crt")"
         fi
     done
+    for name in ${REVOKE[@]+"${REVOKE[@]}"}; do
+        say "  client-$name.crt: revoked"
+    done
+    if ((MAKE_CRL)); then
+        revoked=$(grep -c '^R' "$OUT/ca-db/index.txt" || true)
+        say "  crl.pem: $revoked revoked; next update $("$OPENSSL" crl -in "$OUT/crl.pem" -noout -nextupdate | cut -d= -f2)"
+        say "    give it to the server with --crl; renew it with --crl before then and send SIGHUP"
+    fi
     say "Keys are mode 0600, certificates 0644; all new certificates verified against ca.crt."
 fi

@@ -28,15 +28,22 @@ public struct TokenBucket: Sendable, Equatable {
         return stored
     }
 
+    /// Whether a whole token is available at `now`.
+    public mutating func hasToken(now: UInt64) -> Bool { available(now: now) >= 1 - TokenBucket.slack }
+
     /// Takes one token if there is one.
     public mutating func take(now: UInt64) -> Bool {
-        guard available(now: now) >= 1 else { return false }
-        stored -= 1
+        guard hasToken(now: now) else { return false }
+        stored = max(0, stored - 1)
         return true
     }
 
     /// Whether the bucket is full again at `now` (it then holds no information worth keeping).
-    public mutating func isFull(now: UInt64) -> Bool { available(now: now) >= capacity }
+    public mutating func isFull(now: UInt64) -> Bool { available(now: now) >= capacity - TokenBucket.slack }
+
+    // Refills summed over many small steps lose a little to rounding: a token that is due must
+    // not be refused for a billionth of one.
+    private static let slack = 1e-6
 }
 
 /// Failed authentications per peer address, each peer with a token bucket of `limit` failures
@@ -76,7 +83,7 @@ public struct AuthFailureThrottle: Sendable {
     /// Whether `peer` has no failure left: its AUTH must be answered RATE_LIMITED unchecked.
     public mutating func isThrottled(_ peer: PeerKey, now: UInt64) -> Bool {
         guard isEnabled, var entry = buckets[peer] else { return false }
-        let throttled = entry.bucket.available(now: now) < 1
+        let throttled = !entry.bucket.hasToken(now: now)
         buckets[peer] = entry
         return throttled
     }

@@ -97,15 +97,39 @@ public enum JSON {
         }
     }
 
+    /// Whether any of eight bytes is '"', '\\' or below 0x20 (bytes with the high bit set are
+    /// UTF-8 continuation or lead bytes and never need escaping).
+    @usableFromInline @inline(__always)
+    static func needsEscape(_ x: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZero(_ y: UInt64) -> Bool { (y &- ones) & ~y & highs != 0 }
+        // Below 0x20: test on the low seven bits of bytes without the high bit.
+        let low = x & ~highs
+        let below = (low &- ones &* 0x20) & ~low & ~x & highs != 0
+        return below || hasZero(x ^ (ones &* 0x22)) || hasZero(x ^ (ones &* 0x5C))
+    }
+
     /// Appends `bytes` (UTF-8) as the inside of a JSON string: `"`, `\` and controls escaped.
     @inlinable
     public static func appendEscaped(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         var runStart = 0
-        for i in 0..<bytes.count {
+        var i = 0
+        let n = bytes.count
+        while i < n {
+            // Eight bytes at a time while none needs escaping (no '"', no '\\', nothing below 0x20).
+            if i + 8 <= n {
+                let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                if !needsEscape(word) {
+                    i += 8
+                    continue
+                }
+            }
             let b = bytes[i]
+            i += 1
             guard b < 0x20 || b == 0x22 || b == 0x5C else { continue }
-            if runStart < i { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<i])) }
-            runStart = i + 1
+            if runStart < i - 1 { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<(i - 1)])) }
+            runStart = i
             switch b {
             case 0x22: out.append(contentsOf: [0x5C, 0x22])
             case 0x5C: out.append(contentsOf: [0x5C, 0x5C])

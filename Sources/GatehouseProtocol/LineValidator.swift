@@ -15,6 +15,15 @@ public enum LineValidator {
         var i = 0
         let n = line.count
         while i < n {
+            // Fast path: eight printable ASCII bytes at a time (no high bit, nothing below 0x20,
+            // no DEL). Any word that fails the test is checked byte by byte below.
+            if i + 8 <= n {
+                let word = UInt64(littleEndian: line.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                if SWAR.isPlainASCII(word) {
+                    i += 8
+                    continue
+                }
+            }
             let b = line[i]
             if b < 0x80 {
                 // ASCII: C0 controls except TAB, and DEL.
@@ -46,5 +55,30 @@ public enum LineValidator {
             i += need + 1
         }
         return badChar ? .badChar : nil
+    }
+}
+
+/// Word-at-a-time byte tests ("SIMD within a register"), on eight bytes packed in a UInt64.
+public enum SWAR {
+    @usableFromInline static let ones: UInt64 = 0x0101_0101_0101_0101
+    @usableFromInline static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// Whether any byte of `x` is below `n` (n <= 0x80), assuming no byte has its high bit set.
+    @inlinable @inline(__always)
+    public static func hasByteBelow(_ x: UInt64, _ n: UInt8) -> Bool {
+        (x &- ones &* UInt64(n)) & ~x & highs != 0
+    }
+
+    /// Whether any byte of `x` equals `b`.
+    @inlinable @inline(__always)
+    public static func hasByte(_ x: UInt64, _ b: UInt8) -> Bool {
+        let y = x ^ (ones &* UInt64(b))
+        return (y &- ones) & ~y & highs != 0
+    }
+
+    /// All eight bytes are ASCII from 0x20 to 0x7E.
+    @inlinable @inline(__always)
+    public static func isPlainASCII(_ x: UInt64) -> Bool {
+        x & highs == 0 && !hasByteBelow(x, 0x20) && !hasByte(x, 0x7F)
     }
 }

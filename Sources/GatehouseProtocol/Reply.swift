@@ -35,6 +35,7 @@ public enum Reply: Sendable, Equatable {
     case error(ErrorCode, String)
 
     public static let protocolName = "gatehouse/1"
+    public static let ackPrefix: [UInt8] = Array("ACK ".utf8)
 
     /// Appends the wire form of this reply to `out`.
     @inlinable
@@ -42,7 +43,7 @@ public enum Reply: Sendable, Equatable {
         switch self {
         case .ack(let n):
             // The hot path: "ACK <n>\n" without building a String.
-            out.append(contentsOf: [0x41, 0x43, 0x4B, 0x20] as [UInt8])
+            out.append(contentsOf: Reply.ackPrefix)
             Reply.appendDecimal(n, to: &out)
             out.append(0x0A)
         case .pong:

@@ -10,28 +10,7 @@ extension Socket {
     /// Resolves `host` for connecting (no AI_PASSIVE): the first address is what to dial.
     /// Blocking (getaddrinfo): call once, before the load starts.
     public static func resolveForConnect(host: String, port: Int) throws(SystemError) -> [SocketAddress] {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_family = AF_UNSPEC
-        var result: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host, String(port), &hints, &result)
-        guard rc == 0, let first = result else {
-            throw SystemError("getaddrinfo(\(host))", errno: rc == EAI_SYSTEM ? errno : EHOSTUNREACH)
-        }
-        defer { freeaddrinfo(first) }
-        var out: [SocketAddress] = []
-        var cursor: UnsafeMutablePointer<addrinfo>? = first
-        while let ai = cursor {
-            var address = SocketAddress()
-            withUnsafeMutableBytes(of: &address.storage) { dst in
-                dst.copyMemory(
-                    from: UnsafeRawBufferPointer(start: ai.pointee.ai_addr, count: Int(ai.pointee.ai_addrlen)))
-            }
-            address.length = ai.pointee.ai_addrlen
-            out.append(address)
-            cursor = ai.pointee.ai_next
-        }
-        return out
+        try SocketAddress.resolve(host: host, port: port, passive: false)
     }
 
     /// Starts a non-blocking connect with TCP_NODELAY. `inProgress` is set when the kernel

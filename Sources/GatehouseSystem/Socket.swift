@@ -12,11 +12,12 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     public var isIPv6: Bool { storage.ss_family == sa_family_t(AF_INET6) }
 
     /// Parses a numeric host (`127.0.0.1`, `::1`, `::`, `0.0.0.0`) and a port. Names are resolved
-    /// with getaddrinfo (blocking: start-up only).
-    public static func resolve(host: String, port: Int) throws(SystemError) -> [SocketAddress] {
+    /// with getaddrinfo (blocking: start-up only). `passive` resolves for binding (listeners),
+    /// otherwise for connecting.
+    public static func resolve(host: String, port: Int, passive: Bool = true) throws(SystemError) -> [SocketAddress] {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG
+        hints.ai_flags = passive ? AI_PASSIVE | AI_ADDRCONFIG : 0
         hints.ai_family = AF_UNSPEC
         var result: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(host == "*" ? nil : host, String(port), &hints, &result)
@@ -155,27 +156,24 @@ public enum Socket {
         }
     }
 
-    /// A blocking TCP connection to `host:port` (for clients and tests), with TCP_NODELAY.
+    /// A blocking TCP connection to `host:port` (for clients and tests), with TCP_NODELAY. Tries
+    /// each resolved address in turn.
     public static func connect(host: String, port: Int) throws(SystemError) -> OwnedFD {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host, String(port), &hints, &result)
-        guard rc == 0, let first = result else {
-            throw SystemError("getaddrinfo(\(host))", errno: rc == EAI_SYSTEM ? errno : EHOSTUNREACH)
-        }
-        defer { freeaddrinfo(first) }
         var lastErrno: Int32 = ECONNREFUSED
-        var cursor: UnsafeMutablePointer<addrinfo>? = first
-        while let ai = cursor {
-            cursor = ai.pointee.ai_next
-            let raw = socket(ai.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_CLOEXEC, 0)
-            if raw < 0 { lastErrno = errno; continue }
-            var connected = Glibc.connect(raw, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0
-            while !connected && errno == EINTR {
-                connected = Glibc.connect(raw, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0
+        for address in try SocketAddress.resolve(host: host, port: port, passive: false) {
+            let raw = socket(Int32(address.storage.ss_family), Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_CLOEXEC, 0)
+            if raw < 0 {
+                lastErrno = errno
+                continue
             }
-            if connected {
+            var storage = address.storage
+            var rc: Int32
+            repeat {
+                rc = withUnsafePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(raw, $0, address.length) }
+                }
+            } while rc != 0 && errno == EINTR
+            if rc == 0 {
                 var one: Int32 = 1
                 setsockopt(raw, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                 return OwnedFD(taking: raw)

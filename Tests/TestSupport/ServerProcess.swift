@@ -40,6 +40,7 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// Starts (or restarts, on the same files) the server and waits for its "listening" line.
     public func start(_ arguments: [String] = [], port fixedPort: Int? = nil) throws {
+        stop()  // never leave an earlier instance running
         FileManager.default.createFile(atPath: logFile, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
         log.seekToEndOfFile()
@@ -56,6 +57,7 @@ public final class ServerProcess: @unchecked Sendable {
         let before = (try? String(contentsOfFile: logFile, encoding: .utf8))?.count ?? 0
         try process.run()
         self.process = process
+        ChildProcesses.register(process.processIdentifier)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             let text = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
@@ -97,9 +99,12 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// SIGKILL and reap.
     public func stop() {
-        guard let process, process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        guard let process else { return }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        ChildProcesses.unregister(process.processIdentifier)
     }
 
     /// The journal's records, parsed.
@@ -124,5 +129,37 @@ public final class ServerProcess: @unchecked Sendable {
 
     deinit {
         stop()
+    }
+}
+
+/// Every server a test started and has not stopped, killed when the test process exits, so
+/// that no server outlives the test run even when a test forgets it or a suite fails midway.
+public enum ChildProcesses {
+    nonisolated(unsafe) private static var pids: Set<Int32> = []
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var installed = false
+
+    static func register(_ pid: Int32) {
+        lock.lock()
+        defer { lock.unlock() }
+        pids.insert(pid)
+        if !installed {
+            installed = true
+            atexit { ChildProcesses.killAll() }
+        }
+    }
+
+    static func unregister(_ pid: Int32) {
+        lock.lock()
+        pids.remove(pid)
+        lock.unlock()
+    }
+
+    static func killAll() {
+        lock.lock()
+        let all = pids
+        pids.removeAll()
+        lock.unlock()
+        for pid in all { kill(pid, SIGKILL) }
     }
 }
