@@ -44,6 +44,8 @@ struct Serve: ParsableCommand {
     var journal: String = Defaults.journal
     @Option(help: "Durability policy: always, interval=<ms> or never.")
     var fsync: String = "always"
+    @Option(name: .customLong("journal-queue"), help: "Messages waiting for the journal (all clients) past which the server stops reading until it catches up.")
+    var journalQueue: Int = 65_536
     @Option(name: .customLong("journal-max-bytes"), help: "Roll the journal into numbered segments (FILE.000001, …) past this size.")
     var journalMaxBytes: Int?
     @Option(help: "Worker threads (default: one per core).")
@@ -94,6 +96,7 @@ struct Serve: ParsableCommand {
         }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard maxConnectionsPerPeer >= 0 else { throw ValidationError("--max-connections-per-peer must be 0 or more") }
+        guard journalQueue >= 1 else { throw ValidationError("--journal-queue must be at least 1") }
         if let journalMaxBytes, journalMaxBytes < 4096 { throw ValidationError("--journal-max-bytes must be at least 4096") }
         guard FsyncPolicy(parsing: fsync) != nil else {
             throw ValidationError("--fsync must be always, never or interval=<ms> (1 to 60000)")
@@ -151,6 +154,7 @@ struct Serve: ParsableCommand {
         config.workers = workers
         config.fsync = FsyncPolicy(parsing: fsync)!
         config.journalMaxBytes = journalMaxBytes
+        config.journalMaxQueued = journalQueue
         config.maxLine = maxLine
         config.errorBudget = errorBudget
         config.handshakeTimeoutMs = Int(handshakeTimeout * 1000)

@@ -147,6 +147,30 @@ struct DurabilityTests {
         #expect(last?["id"] as? Int == 301)
     }
 
+    @Test func aFullJournalQueuePausesReadingWithoutLosingAnything() throws {
+        // A queue of 8 messages for 16 clients with 64 in flight each: the workers stop reading
+        // over and over while the journal catches up, and must resume every client each time.
+        let server = try ServerProcess(arguments: ["--journal-queue", "8"])
+        let client = try server.client()
+        let token = server.tokens["alice"]!
+        let failures = Counter()
+        DispatchQueue.concurrentPerform(iterations: 16) { c in
+            do {
+                let conn = try client.connect()
+                try conn.authenticate(user: "alice", token: token)
+                let (replies, error) = conn.sendMessages((1...300).map { "queue \(c) \($0)" }, window: 64)
+                if error != nil || replies != (1...300).map({ "ACK \($0)" }) { failures.add() }
+                conn.quit()
+            } catch {
+                failures.add()
+            }
+        }
+        #expect(failures.value == 0)
+        let texts = try server.journalRecords().compactMap { $0["text"] as? String }
+        #expect(texts.count == 16 * 300)
+        #expect(Set(texts).count == 16 * 300)
+    }
+
     @Test func sighupReopensTheJournalForExternalRotation() throws {
         let server = try ServerProcess()
         let conn = try server.authenticatedConnection()

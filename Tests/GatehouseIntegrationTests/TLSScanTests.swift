@@ -78,10 +78,12 @@ struct TLSScanTests {
             #expect(byID[id]?.text.hasPrefix("not offered") == true, "\(id): \(String(describing: byID[id]))")
         }
         for id in ["heartbleed", "CCS", "ROBOT", "secure_renego", "secure_client_renego", "CRIME_TLS", "POODLE_SSL",
-            "SWEET32", "FREAK", "DROWN", "LOGJAM", "BEAST", "LUCKY13", "RC4"]
+            "FREAK", "DROWN", "LOGJAM", "BEAST", "LUCKY13", "RC4"]
         {
             #expect(byID[id]?.severity == "OK", "\(id): \(String(describing: byID[id]))")
         }
+        // testssl.sh reports SWEET32 only when a protocol that could carry 64-bit block ciphers is on.
+        if let sweet32 = byID["SWEET32"] { #expect(sweet32.severity == "OK", "\(sweet32)") }
         let bad = findings.filter { ["LOW", "MEDIUM", "HIGH", "CRITICAL", "WARN", "FATAL"].contains($0.severity) }
         #expect(bad.isEmpty, "\(bad)")
     }

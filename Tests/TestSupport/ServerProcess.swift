@@ -13,7 +13,14 @@ public final class ServerProcess: @unchecked Sendable {
     public let host: String
     /// Tokens issued by `start`, by user.
     public private(set) var tokens: [String: String] = [:]
-    private var process: Process?
+    // Tests read `pid` from helper threads (a killer thread) while `start` replaces the process:
+    // the lock is what makes `@unchecked Sendable` true (ThreadSanitizer found the race).
+    private let processLock = NSLock()
+    private var currentProcess: Process?
+    private var process: Process? {
+        get { processLock.withLock { currentProcess } }
+        set { processLock.withLock { currentProcess = newValue } }
+    }
 
     /// Makes certificates (with client certificates for `clients`), issues a token for each of
     /// `users`, starts the server with `arguments` and waits until it listens.
