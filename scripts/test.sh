@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 for tool in openssl pkg-config python3; do
     command -v "$tool" >/dev/null || { echo "test.sh: '$tool' is not installed (see README: Prerequisites)" >&2; exit 1; }
 done
-command -v gnutls-cli >/dev/null || echo "test.sh: gnutls-cli not installed; its test will fail (apt-get install gnutls-bin)" >&2
+for tool in gnutls-cli sslscan testssl; do
+    command -v "$tool" >/dev/null ||
+        echo "test.sh: '$tool' is not installed; its tests will fail (apt-get install gnutls-bin sslscan testssl.sh)" >&2
+done
 
 # Build everything first (the integration tests run the built gatehouse-server binary).
 swift build --build-tests "$@"

@@ -107,7 +107,7 @@ public final class Journal: Sendable {
     }
 
     deinit {
-        state.withLock { close($0.fd) }
+        state.withLock { _ = close($0.fd) }
         close(wakeFD)
     }
 

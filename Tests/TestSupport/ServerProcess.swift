@@ -48,7 +48,7 @@ public final class ServerProcess: @unchecked Sendable {
     /// Starts (or restarts, on the same files) the server and waits for its "listening" line.
     public func start(_ arguments: [String] = [], port fixedPort: Int? = nil) throws {
         stop()  // never leave an earlier instance running
-        FileManager.default.createFile(atPath: logFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
         log.seekToEndOfFile()
         let process = Process()
