@@ -122,7 +122,7 @@ extension Worker {
 
     func close(_ conn: Connection, reason: String) {
         guard connections[conn.slot] === conn else { return }
-        Epoll.remove(epoll, conn.fd)
+        // No EPOLL_CTL_DEL: closing the only descriptor of the socket removes it from epoll.
         Socket.close(conn.fd)
         connections[conn.slot] = nil
         freeSlots.append(conn.slot)

@@ -269,6 +269,7 @@ final class Worker {
     }
 
     func handshakeCompleted(_ conn: Connection) {
+        conn.tls.releaseBuffersWhenIdle()
         if conn.refuseAsBusy {
             shared.metrics.busyRefusals.add(1, ordering: .relaxed)
             conn.enqueue(conn.session.closeNotice(.busy, "server at its connection limit; try later"))

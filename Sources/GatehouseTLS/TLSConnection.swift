@@ -93,6 +93,12 @@ public final class TLSConnection {
 
     public var isHandshakeComplete: Bool { SSL_is_init_finished(ssl) == 1 }
 
+    /// From now on, OpenSSL frees this session's record buffers whenever they are empty, so an
+    /// idle connection holds none. Servers call it when the handshake is done.
+    public func releaseBuffersWhenIdle() {
+        _ = COpenSSL_SSL_set_mode(ssl, COpenSSL_SSL_MODE_RELEASE_BUFFERS)
+    }
+
     /// Reads decrypted bytes into `buffer`.
     @inline(__always)
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {

@@ -38,6 +38,9 @@ public final class TLSContext: @unchecked Sendable {
         // Stateless tickets only: the server keeps no session cache (no memory per client),
         // and sends the configured number of tickets (one is enough to resume).
         _ = COpenSSL_SSL_CTX_set_session_cache_mode(ctx, COpenSSL_SSL_SESS_CACHE_OFF)
+        // Read whole socket contents into the record buffer: one read per wake-up instead of a
+        // 5-byte header read and a body read per record. The buffer is still released when idle.
+        COpenSSL_SSL_CTX_set_read_ahead(ctx, 1)
         _ = SSL_CTX_set_num_tickets(ctx, max(0, config.sessionTickets))
         if config.sessionTickets == 0 {
             _ = SSL_CTX_set_options(ctx, COpenSSL_SSL_OP_NO_TICKET)
@@ -137,11 +140,13 @@ public final class TLSContext: @unchecked Sendable {
         guard COpenSSL_SSL_CTX_set1_groups_list(ctx, CipherPolicy.groups) == 1 else {
             throw .drained(.configuration, "OpenSSL refused the key-exchange groups \(CipherPolicy.groups)")
         }
-        // Idle connections give their record buffers back; writes may be partial and may be
-        // retried from a buffer that moved (the connection's output buffer grows).
+        // Writes may be partial and may be retried from a buffer that moved (the connection's
+        // output buffer grows). Idle connections give their record buffers back: a client context
+        // from the start; a server session once its handshake is done (`releaseBuffersWhenIdle`),
+        // since releasing and reallocating them between handshake flights costs CPU for nothing.
         _ = COpenSSL_SSL_CTX_set_mode(
             ctx,
-            COpenSSL_SSL_MODE_RELEASE_BUFFERS | COpenSSL_SSL_MODE_ENABLE_PARTIAL_WRITE
+            (isServer ? 0 : COpenSSL_SSL_MODE_RELEASE_BUFFERS) | COpenSSL_SSL_MODE_ENABLE_PARTIAL_WRITE
                 | COpenSSL_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
     }
 
