@@ -46,8 +46,10 @@ struct Serve: ParsableCommand {
     var fsync: String = "always"
     @Option(name: .customLong("journal-queue"), help: "Messages waiting for the journal (all clients) past which the server stops reading until it catches up.")
     var journalQueue: Int = 65_536
-    @Option(name: .customLong("journal-max-bytes"), help: "Roll the journal into numbered segments (FILE.000001, …) past this size.")
-    var journalMaxBytes: Int?
+    @Option(
+        name: .customLong("journal-max-bytes"),
+        help: "Roll the journal into numbered segments (FILE.000001, …) past this size; 0 never rolls. The active file is checked in full at start, so this also bounds start-up time.")
+    var journalMaxBytes: Int = 1 << 30
     @Option(help: "Worker threads (default: one per core).")
     var workers: Int = 0
     @Option(name: .customLong("min-tls"), help: "Lowest TLS version: 1.3, or 1.2 (then AEAD suites with ECDHE only).")
@@ -97,7 +99,9 @@ struct Serve: ParsableCommand {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard maxConnectionsPerPeer >= 0 else { throw ValidationError("--max-connections-per-peer must be 0 or more") }
         guard journalQueue >= 1 else { throw ValidationError("--journal-queue must be at least 1") }
-        if let journalMaxBytes, journalMaxBytes < 4096 { throw ValidationError("--journal-max-bytes must be at least 4096") }
+        if journalMaxBytes != 0 && journalMaxBytes < 4096 {
+            throw ValidationError("--journal-max-bytes must be 0 (never roll) or at least 4096")
+        }
         guard FsyncPolicy(parsing: fsync) != nil else {
             throw ValidationError("--fsync must be always, never or interval=<ms> (1 to 60000)")
         }
@@ -153,7 +157,7 @@ struct Serve: ParsableCommand {
         config.port = port
         config.workers = workers
         config.fsync = FsyncPolicy(parsing: fsync)!
-        config.journalMaxBytes = journalMaxBytes
+        config.journalMaxBytes = journalMaxBytes == 0 ? nil : journalMaxBytes
         config.journalMaxQueued = journalQueue
         config.maxLine = maxLine
         config.errorBudget = errorBudget
