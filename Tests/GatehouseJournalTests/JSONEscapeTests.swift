@@ -1,25 +1,14 @@
 import Foundation
 import Testing
+import TestSupport
 
 @testable import GatehouseJournal
 
 /// The word-at-a-time escaper against a JSON parser, on random text full of the bytes that
 /// need escaping at every position relative to the 8-byte words.
 @Suite struct JSONEscapeTests {
-    /// A deterministic generator, so a failure can be replayed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test func randomTextRoundTripsThroughAJSONParser() throws {
-        var rng = SplitMix(state: 2026)
+        var rng = SplitMix64(seed: 2026)
         let alphabet: [Character] = ["a", "Z", "0", " ", "\"", "\\", "\t", "\n", "\r", "\u{01}", "\u{1F}", "\u{7F}", "é", "漢", "🚀", "/"]
         for round in 0..<2000 {
             let length = Int.random(in: 0...40, using: &rng)

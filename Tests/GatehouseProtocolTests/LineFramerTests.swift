@@ -1,5 +1,6 @@
 import GatehouseProtocol
 import Testing
+import TestSupport
 
 /// The framing rules of PROTOCOL.md, written as plainly as possible: split at LF, count each
 /// line as received (CR and LF included), drop one CR right before the LF. An unfinished tail

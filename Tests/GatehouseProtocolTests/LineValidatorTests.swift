@@ -1,5 +1,6 @@
 import GatehouseProtocol
 import Testing
+import TestSupport
 
 private func validate(_ line: [UInt8]) -> LineProblem? {
     line.withUnsafeBytes { LineValidator.validate($0) }

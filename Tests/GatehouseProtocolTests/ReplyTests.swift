@@ -1,5 +1,6 @@
 import GatehouseProtocol
 import Testing
+import TestSupport
 
 private func wire(_ reply: Reply) -> String {
     var out: [UInt8] = []

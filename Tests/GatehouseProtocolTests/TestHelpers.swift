@@ -1,7 +1,8 @@
 import GatehouseProtocol
+import TestSupport
 
 // Shared helpers for the GatehouseProtocol tests: byte literals, a framer driver that copies
-// events out of the borrowed buffers, a session driver, and a seeded random generator.
+// events out of the borrowed buffers, and a session driver (the seeded generator is TestSupport.SplitMix64).
 
 /// The UTF-8 bytes of `s`.
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
@@ -157,18 +158,5 @@ struct Pipeline {
             }
         }
         self.framer = framer
-    }
-}
-
-/// SplitMix64: a small, seeded, deterministic generator, so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
