@@ -5,7 +5,8 @@ let strict: [SwiftSetting] = [.enableUpcomingFeature("InternalImportsByDefault")
 // The per-message path (framing, validation, journal records, replies) makes about a dozen
 // dynamic exclusivity checks per message, a fifth of its instructions (callgrind). The compiler
 // still proves exclusivity statically; release builds of these modules skip the runtime check.
-let hotPath: [SwiftSetting] = strict + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+let hotPath: [SwiftSetting] =
+    strict + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "gatehouse",

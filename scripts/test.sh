@@ -12,6 +12,10 @@ for tool in gnutls-cli sslscan testssl; do
         echo "test.sh: '$tool' is not installed; its tests will fail (apt-get install gnutls-bin sslscan testssl.sh)" >&2
 done
 
+# House style (swift-nio-ssl's .swift-format). Fix with:
+#   swift format format --in-place --recursive Sources Tests Package.swift
+swift format lint --strict --recursive Sources Tests Package.swift
+
 # Build everything first (the integration tests run the built gatehouse-server binary).
 swift build --build-tests "$@"
 swift test --skip-build "$@"

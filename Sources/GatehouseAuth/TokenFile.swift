@@ -76,7 +76,8 @@ public enum FilePermissions {
         if st.st_mode & 0o007 != 0 {
             throw AuthError(
                 "\(what) \(path) is accessible to other users (mode \(String(st.st_mode & 0o777, radix: 8))); "
-                    + "fix with: chmod 600 \(path)")
+                    + "fix with: chmod 600 \(path)"
+            )
         }
     }
 }

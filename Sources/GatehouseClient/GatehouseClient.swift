@@ -62,8 +62,12 @@ public final class GatehouseClient: Sendable {
             let connection: LineConnection
             do {
                 connection = try LineConnection(
-                    address: address, context: context, serverName: serverName, verify: configuration.verify,
-                    session: sessionToResume)
+                    address: address,
+                    context: context,
+                    serverName: serverName,
+                    verify: configuration.verify,
+                    session: sessionToResume
+                )
             } catch {
                 lastError = error
                 continue
@@ -72,7 +76,10 @@ public final class GatehouseClient: Sendable {
             do {
                 try connection.waitForLine(&lines, scratch: scratch, timeoutMs: timeoutMs, what: "greeting")
             } catch {
-                if error.kind == .network { lastError = error; continue }  // refused: try the next address
+                if error.kind == .network {
+                    lastError = error
+                    continue
+                }  // refused: try the next address
                 throw error
             }
             if let error = ClientError.fromReply(lines[0]) { throw error }

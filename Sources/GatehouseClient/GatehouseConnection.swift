@@ -1,6 +1,6 @@
 import GatehouseProtocol
-public import GatehouseTLS
 import GatehouseSystem
+public import GatehouseTLS
 
 #if canImport(Glibc)
 import Glibc

@@ -33,7 +33,10 @@ extension LineConnection {
     ///
     /// > Warning: blocks in poll(2) for up to `timeoutMs`.
     public func pump(
-        lines: inout [String], scratch: ReadScratch, timeoutMs: Int32, watch: [Int32] = [],
+        lines: inout [String],
+        scratch: ReadScratch,
+        timeoutMs: Int32,
+        watch: [Int32] = [],
         readyWatched: inout [Int32]
     ) -> PumpOutcome {
         var fds = [pollfd(fd: fd, events: Int16(POLLIN) | (wantsWrite ? Int16(POLLOUT) : 0), revents: 0)]
@@ -52,7 +55,12 @@ extension LineConnection {
     /// Drives until at least one line has arrived (appended to `lines`) or `timeoutMs` passes.
     ///
     /// > Warning: blocks for up to `timeoutMs`.
-    public func waitForLine(_ lines: inout [String], scratch: ReadScratch, timeoutMs: Int, what: String)
+    public func waitForLine(
+        _ lines: inout [String],
+        scratch: ReadScratch,
+        timeoutMs: Int,
+        what: String
+    )
         throws(ClientError)
     {
         let deadline = Process.monotonicNanoseconds() + UInt64(timeoutMs) * 1_000_000
@@ -78,7 +86,12 @@ extension LineConnection {
     /// Sends `line` and returns the one reply line (no other request may be outstanding).
     ///
     /// > Warning: blocks for up to `timeoutMs`.
-    public func request(_ line: String, scratch: ReadScratch, timeoutMs: Int, what: String) throws(ClientError)
+    public func request(
+        _ line: String,
+        scratch: ReadScratch,
+        timeoutMs: Int,
+        what: String
+    ) throws(ClientError)
         -> String
     {
         queueLine(line)

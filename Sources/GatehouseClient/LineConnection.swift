@@ -36,7 +36,11 @@ public final class LineConnection {
 
     /// Starts a non-blocking connect to `address` and prepares TLS with SNI `serverName`.
     public init(
-        address: SocketAddress, context: TLSContext, serverName: String, verify: Bool, session: TLSSession? = nil
+        address: SocketAddress,
+        context: TLSContext,
+        serverName: String,
+        verify: Bool,
+        session: TLSSession? = nil
     ) throws(ClientError) {
         var inProgress = false
         let socket: OwnedFD
@@ -101,8 +105,12 @@ public final class LineConnection {
         if phase == .handshaking {
             switch tls.handshake() {
             case .done: phase = .open
-            case .wantRead: handshakeWantsWrite = false; return .progress
-            case .wantWrite: handshakeWantsWrite = true; return .progress
+            case .wantRead:
+                handshakeWantsWrite = false
+                return .progress
+            case .wantWrite:
+                handshakeWantsWrite = true
+                return .progress
             case .closed: return end(ClientError(.tls, "the server closed the connection during the TLS handshake"))
             case .failed(let error):
                 let why = tls.verificationFailure.map { "server certificate rejected: \($0); " } ?? ""
@@ -120,7 +128,9 @@ public final class LineConnection {
             let result = outbound.withUnsafeBytes { tls.write(UnsafeRawBufferPointer(rebasing: $0[outboundStart...])) }
             switch result {
             case .done(let n): outboundStart += n
-            case .wantWrite, .wantRead: writeBlocked = true; return nil
+            case .wantWrite, .wantRead:
+                writeBlocked = true
+                return nil
             case .closed: return ClientError(.closed, "the server closed the connection")
             case .failed(let error): return ClientError(.network, "write failed: \(error)")
             }

@@ -59,7 +59,9 @@ public struct PipelinedSender {
 
     /// Runs the send. `onOutcome` is called for each answered message, in order.
     public func run(
-        connection: LineConnection, source: some MessageSource, scratch: ReadScratch,
+        connection: LineConnection,
+        source: some MessageSource,
+        scratch: ReadScratch,
         onOutcome: (OutgoingMessage, MessageOutcome) -> Void
     ) -> SendSummary {
         var summary = SendSummary()
@@ -82,8 +84,12 @@ public struct PipelinedSender {
             let watch = needInput ? (source.waitDescriptor.map { [$0] } ?? []) : []
             ready.removeAll()
             let outcome = connection.pump(
-                lines: &lines, scratch: scratch, timeoutMs: inFlight.isEmpty ? -1 : 1000, watch: watch,
-                readyWatched: &ready)
+                lines: &lines,
+                scratch: scratch,
+                timeoutMs: inFlight.isEmpty ? -1 : 1000,
+                watch: watch,
+                readyWatched: &ready
+            )
             if !ready.isEmpty { source.readAvailable() }
             for line in lines {
                 lastProgress = Process.monotonicNanoseconds()

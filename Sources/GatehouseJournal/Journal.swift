@@ -77,7 +77,10 @@ public final class Journal: Sendable {
     ///
     /// > Warning: blocks on file I/O for the recovery.
     public init(
-        path: String, policy: FsyncPolicy, maxBytes: Int? = nil, maxQueuedRecords: Int = 1 << 16,
+        path: String,
+        policy: FsyncPolicy,
+        maxBytes: Int? = nil,
+        maxQueuedRecords: Int = 1 << 16,
         events: @escaping @Sendable (JournalEvent) -> Void = { _ in },
         completion: @escaping @Sendable ([JournalBatch]) -> Void
     ) throws(JournalError) {
@@ -292,7 +295,9 @@ public final class Journal: Sendable {
     private func reopenFile() {
         let opened = state.withLock { s -> Bool in
             if s.unsynced { try? FileIO.fdatasync(s.fd) }
-            guard let fresh = try? FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600) else { return false }
+            guard let fresh = try? FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600) else {
+                return false
+            }
             let size = (try? FileIO.size(fresh.raw)) ?? 0
             close(s.fd)
             s.fd = fresh.release()

@@ -40,7 +40,11 @@ public final class JournalBatch: @unchecked Sendable {
     ///   - text: the message text, exactly as received.
     ///   - owner: returned untouched with the completion.
     public func append(
-        time: [UInt8], connectionFields: [UInt8], n: Int, text: UnsafeRawBufferPointer, owner: UInt64
+        time: [UInt8],
+        connectionFields: [UInt8],
+        n: Int,
+        text: UnsafeRawBufferPointer,
+        owner: UInt64
     ) {
         appendRecord(time: time, connectionFields: connectionFields, n: n, text: text)
         ends.append(tails.count)

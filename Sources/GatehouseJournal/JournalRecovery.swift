@@ -48,12 +48,14 @@ enum JournalRecovery {
                 guard let id = parseID(line) else {
                     throw JournalError(
                         "\(path): the record at byte offset \(offset) is not a journal record; "
-                            + "the journal is corrupt before its tail and was not opened")
+                            + "the journal is corrupt before its tail and was not opened"
+                    )
                 }
                 guard id > lastID else {
                     throw JournalError(
                         "\(path): the record at byte offset \(offset) has id \(id), not greater than \(lastID); "
-                            + "the journal is corrupt and was not opened")
+                            + "the journal is corrupt and was not opened"
+                    )
                 }
                 lastID = id
                 offset = position + lf + 1
@@ -134,7 +136,9 @@ enum JournalSegments {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
-            guard name.hasPrefix(base + "."), let number = Int(name.dropFirst(base.count + 1)), number > 0 else { continue }
+            guard name.hasPrefix(base + "."), let number = Int(name.dropFirst(base.count + 1)), number > 0 else {
+                continue
+            }
             out.append(Segment(number: number, path: (slash == nil ? "" : dir + "/") + name))
         }
         return out.sorted { $0.number < $1.number }

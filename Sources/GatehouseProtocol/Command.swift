@@ -58,10 +58,15 @@ public enum CommandParser {
         // ASCII case folding: OR 0x20 maps A-Z onto a-z (and leaves a-z alone).
         switch end {
         case 3:
-            let a = line[0] | 0x20, b = line[1] | 0x20, c = line[2] | 0x20
+            let a = line[0] | 0x20
+            let b = line[1] | 0x20
+            let c = line[2] | 0x20
             return (a == 0x6D && b == 0x73 && c == 0x67) ? .msg : nil  // "msg"
         case 4:
-            let a = line[0] | 0x20, b = line[1] | 0x20, c = line[2] | 0x20, d = line[3] | 0x20
+            let a = line[0] | 0x20
+            let b = line[1] | 0x20
+            let c = line[2] | 0x20
+            let d = line[3] | 0x20
             if a == 0x70 && b == 0x69 && c == 0x6E && d == 0x67 { return .ping }  // "ping"
             if a == 0x71 && b == 0x75 && c == 0x69 && d == 0x74 { return .quit }  // "quit"
             if a == 0x61 && b == 0x75 && c == 0x74 && d == 0x68 { return .auth }  // "auth"

@@ -131,7 +131,8 @@ public struct Session {
 
     private func isAuthVerb(_ line: UnsafeRawBufferPointer) -> Bool {
         guard line.count >= 4 else { return false }
-        let isAuth = (line[0] | 0x20) == 0x61 && (line[1] | 0x20) == 0x75 && (line[2] | 0x20) == 0x74
+        let isAuth =
+            (line[0] | 0x20) == 0x61 && (line[1] | 0x20) == 0x75 && (line[2] | 0x20) == 0x74
             && (line[3] | 0x20) == 0x68
         return isAuth && (line.count == 4 || line[4] == 0x20)
     }

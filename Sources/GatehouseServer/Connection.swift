@@ -70,8 +70,17 @@ final class Connection {
     var messageBucket: TokenBucket?
 
     init(
-        slot: Int, generation: UInt32, fd: Int32, id: UInt64, peer: String, peerHost: String, tls: TLSConnection,
-        maxLine: Int, errorBudget: Int, now: UInt64, handshakeDeadline: UInt64
+        slot: Int,
+        generation: UInt32,
+        fd: Int32,
+        id: UInt64,
+        peer: String,
+        peerHost: String,
+        tls: TLSConnection,
+        maxLine: Int,
+        errorBudget: Int,
+        now: UInt64,
+        handshakeDeadline: UInt64
     ) {
         self.slot = slot
         self.generation = generation

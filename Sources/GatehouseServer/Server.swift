@@ -46,7 +46,8 @@ public final class Server: Sendable {
             let lowered = max(1, fdLimit - reserve)
             logger.warning(
                 "the descriptor limit is too low for --max-connections; lowering it",
-                metadata: ["fd_limit": "\(fdLimit)", "max_connections": "\(lowered)"])
+                metadata: ["fd_limit": "\(fdLimit)", "max_connections": "\(lowered)"]
+            )
             config.maxConnections = lowered
         }
 
@@ -58,10 +59,13 @@ public final class Server: Sendable {
         let tokens: TokenStore
         do { tokens = try TokenFile.load(config.tokensFile) } catch { throw ServerError(error.message) }
         let clientMap: ClientIdentityMap?
-        do { clientMap = try config.clientMapFile.map(ClientIdentityMap.load) } catch { throw ServerError(error.message) }
+        do { clientMap = try config.clientMapFile.map(ClientIdentityMap.load) } catch {
+            throw ServerError(error.message)
+        }
         if geteuid() == 0 {
             logger.warning(
-                "running as root: gatehouse-server needs no privilege; run it as an unprivileged user (see SECURITY.md)")
+                "running as root: gatehouse-server needs no privilege; run it as an unprivileged user (see SECURITY.md)"
+            )
         }
 
         let workerCount = config.workers > 0 ? config.workers : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
@@ -81,7 +85,9 @@ public final class Server: Sendable {
             let journalLogger = logger
             let journalPath = config.journalFile
             journal = try Journal(
-                path: config.journalFile, policy: config.fsync, maxBytes: config.journalMaxBytes,
+                path: config.journalFile,
+                policy: config.fsync,
+                maxBytes: config.journalMaxBytes,
                 maxQueuedRecords: config.journalMaxQueued,
                 events: { event in
                     switch event {
@@ -92,24 +98,27 @@ public final class Server: Sendable {
                     case .writeFailed(let why):
                         journalLogger.error(
                             "journal write failed; messages are answered ERR UNAVAILABLE until it works again",
-                            metadata: ["error": "\(why)"])
+                            metadata: ["error": "\(why)"]
+                        )
                     case .recovered:
                         journalLogger.notice("journal writes work again")
                     }
+                },
+                completion: { batches in
+                    // Group the flushed batches by worker: one lock and one wake-up per worker.
+                    var byWorker = [[JournalBatch]](repeating: [], count: routes.count)
+                    for batch in batches { byWorker[batch.worker].append(batch) }
+                    for (index, group) in byWorker.enumerated() where !group.isEmpty {
+                        routes[index].post(batches: group)
+                    }
                 }
-            ) { batches in
-                // Group the flushed batches by worker: one lock and one wake-up per worker.
-                var byWorker = [[JournalBatch]](repeating: [], count: routes.count)
-                for batch in batches { byWorker[batch.worker].append(batch) }
-                for (index, group) in byWorker.enumerated() where !group.isEmpty {
-                    routes[index].post(batches: group)
-                }
-            }
+            )
         } catch { throw ServerError("journal: \(error)") }
         if journal.recovery.truncatedBytes > 0 {
             logger.warning(
                 "journal: cut a torn last record left by a crash",
-                metadata: ["bytes": "\(journal.recovery.truncatedBytes)", "path": "\(config.journalFile)"])
+                metadata: ["bytes": "\(journal.recovery.truncatedBytes)", "path": "\(config.journalFile)"]
+            )
         }
 
         // One listening socket per worker, all on one port (SO_REUSEPORT): the kernel spreads
@@ -138,14 +147,26 @@ public final class Server: Sendable {
         self.port = address.port
 
         let shared = ServerShared(
-            config: config, logger: logger, tls: tls, tokens: tokens, clientMap: clientMap, journal: journal)
+            config: config,
+            logger: logger,
+            tls: tls,
+            tokens: tokens,
+            clientMap: clientMap,
+            journal: journal
+        )
         self.shared = shared
         var handles: [WorkerHandle] = []
         for index in 0..<workerCount {
             let worker: Worker
             do {
                 let epoll = try Epoll.create().release()
-                worker = try Worker(index: index, shared: shared, listener: listeners[index], epoll: epoll, inbox: inboxes[index])
+                worker = try Worker(
+                    index: index,
+                    shared: shared,
+                    listener: listeners[index],
+                    epoll: epoll,
+                    inbox: inboxes[index]
+                )
             } catch { throw ServerError("worker \(index): \(error)") }
             let box = UncheckedBox(worker)
             let thread = OSThread(name: "gh-worker-\(index)") { box.value.run() }
@@ -155,11 +176,14 @@ public final class Server: Sendable {
         logger.info(
             "gatehouse listening",
             metadata: [
-                "address": "\(boundAddress)", "workers": "\(workerCount)", "tls_min": "\(config.tls.minimumVersion.rawValue)",
-                "client_auth": "\(config.tls.clientAuth.rawValue)", "certificate": "\(tls.certificateFingerprint ?? "-")", "journal": "\(config.journalFile)",
+                "address": "\(boundAddress)", "workers": "\(workerCount)",
+                "tls_min": "\(config.tls.minimumVersion.rawValue)",
+                "client_auth": "\(config.tls.clientAuth.rawValue)",
+                "certificate": "\(tls.certificateFingerprint ?? "-")", "journal": "\(config.journalFile)",
                 "fsync": "\(config.fsync)", "next_id": "\(journal.nextID)", "users": "\(tokens.users.count)",
                 "max_connections": "\(config.maxConnections)", "fd_limit": "\(fdLimit)",
-            ])
+            ]
+        )
     }
 
     /// Begins a graceful shutdown: stop accepting, answer what was read, SHUTTING_DOWN, close.
@@ -182,7 +206,8 @@ public final class Server: Sendable {
             metadata: [
                 "records": "\(stats.records)", "flushes": "\(stats.flushes)",
                 "acknowledged": "\(shared.metrics.messagesAcknowledged.load(ordering: .relaxed))",
-            ])
+            ]
+        )
     }
 
     /// Reloads what SIGHUP reloads: the TLS material (certificate chain, key, client CA, CRL),
@@ -203,7 +228,10 @@ public final class Server: Sendable {
         do {
             try FilePermissions.requirePrivate(config.privateKeyFile, what: "private key")
         } catch {
-            shared.logger.error("TLS material not reloaded; the old one stays in force", metadata: ["error": "\(error.message)"])
+            shared.logger.error(
+                "TLS material not reloaded; the old one stays in force",
+                metadata: ["error": "\(error.message)"]
+            )
             return
         }
         do {
@@ -211,9 +239,13 @@ public final class Server: Sendable {
             shared.replace(tls: tls)
             shared.logger.info(
                 "TLS material reloaded",
-                metadata: ["certificate": "\(tls.certificateFingerprint ?? "-")", "crl": "\(config.crlFile ?? "-")"])
+                metadata: ["certificate": "\(tls.certificateFingerprint ?? "-")", "crl": "\(config.crlFile ?? "-")"]
+            )
         } catch {
-            shared.logger.error("TLS material not reloaded; the old one stays in force", metadata: ["error": "\(error)"])
+            shared.logger.error(
+                "TLS material not reloaded; the old one stays in force",
+                metadata: ["error": "\(error)"]
+            )
         }
     }
 
@@ -225,7 +257,10 @@ public final class Server: Sendable {
             shared.replace(clientMap: map)
             shared.logger.info("client map reloaded", metadata: ["rules": "\(map.rules.count)"])
         } catch {
-            shared.logger.error("client map not reloaded; the old one stays in force", metadata: ["error": "\(error.message)"])
+            shared.logger.error(
+                "client map not reloaded; the old one stays in force",
+                metadata: ["error": "\(error.message)"]
+            )
         }
     }
 
@@ -236,7 +271,10 @@ public final class Server: Sendable {
             shared.replace(tokens: tokens)
             shared.logger.info("tokens reloaded", metadata: ["users": "\(tokens.users.count)"])
         } catch {
-            shared.logger.error("tokens not reloaded; the old ones stay in force", metadata: ["error": "\(error.message)"])
+            shared.logger.error(
+                "tokens not reloaded; the old ones stay in force",
+                metadata: ["error": "\(error.message)"]
+            )
         }
     }
 

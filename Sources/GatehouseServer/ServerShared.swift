@@ -23,7 +23,11 @@ final class ServerShared: Sendable {
     private let peers = Mutex<[String: Int]>([:])
 
     init(
-        config: ServerConfiguration, logger: Logger, tls: TLSContext, tokens: TokenStore, clientMap: ClientIdentityMap?,
+        config: ServerConfiguration,
+        logger: Logger,
+        tls: TLSContext,
+        tokens: TokenStore,
+        clientMap: ClientIdentityMap?,
         journal: Journal
     ) {
         self.config = config
@@ -32,7 +36,8 @@ final class ServerShared: Sendable {
         self.tokenStore = Mutex(tokens)
         self.clientMap = Mutex(clientMap)
         self.authThrottle = Mutex(
-            AuthFailureThrottle(limit: config.authFailureLimit, windowSeconds: config.authFailureWindowSeconds))
+            AuthFailureThrottle(limit: config.authFailureLimit, windowSeconds: config.authFailureWindowSeconds)
+        )
         self.journal = journal
     }
 

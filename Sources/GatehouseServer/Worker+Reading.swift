@@ -40,7 +40,8 @@ extension Worker {
             case .failed(let error):
                 logger.info(
                     "connection failed",
-                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(error)"])
+                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(error)"]
+                )
                 close(conn, reason: "tls error")
                 return
             }
@@ -90,8 +91,12 @@ extension Worker {
             }
             if batchTime.isEmpty { batchTime = clock.now() }
             batch.append(
-                time: batchTime, connectionFields: conn.journalFields, n: n,
-                text: UnsafeRawBufferPointer(rebasing: line[text]), owner: conn.token)
+                time: batchTime,
+                connectionFields: conn.journalFields,
+                n: n,
+                text: UnsafeRawBufferPointer(rebasing: line[text]),
+                owner: conn.token
+            )
             conn.inFlight += 1
             conn.pending.push(.ack(n))
             return true
@@ -107,7 +112,10 @@ extension Worker {
         case .authenticate(let user, let tokenRange):
             // A peer over its failure allowance is not told whether its token is right.
             if shared.authenticationThrottled(peer: conn.peer, now: now) {
-                logger.info("authentication throttled", metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)"])
+                logger.info(
+                    "authentication throttled",
+                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)"]
+                )
                 return perform(conn.session.authenticationThrottled(), conn, line)
             }
             let token = UnsafeRawBufferPointer(rebasing: line[tokenRange])
@@ -117,7 +125,10 @@ extension Worker {
                 authenticated(conn, user: user)
             } else {
                 shared.recordAuthenticationFailure(peer: conn.peer, now: now)
-                logger.info("authentication failed", metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)"])
+                logger.info(
+                    "authentication failed",
+                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)"]
+                )
             }
             return perform(result, conn, line)
         }
@@ -125,7 +136,8 @@ extension Worker {
 
     /// Stops reading from a client whose replies or journal backlog are over their bounds.
     func applyBackpressure(_ conn: Connection) {
-        if conn.unsentBytes > shared.config.maxOutboundBytes || conn.inFlight >= shared.config.maxInFlightPerConnection {
+        if conn.unsentBytes > shared.config.maxOutboundBytes || conn.inFlight >= shared.config.maxInFlightPerConnection
+        {
             conn.readPaused = true
             setInterest(conn, conn.unsentBytes > 0 ? Epoll.writable : 0)
         }

@@ -21,7 +21,10 @@ extension Worker {
                 markDirty(conn)
             }
             if !stored, case .failed(let why) = done.outcome {
-                logger.error("journal write failed; messages answered UNAVAILABLE", metadata: ["error": "\(why)", "messages": "\(done.count)"])
+                logger.error(
+                    "journal write failed; messages answered UNAVAILABLE",
+                    metadata: ["error": "\(why)", "messages": "\(done.count)"]
+                )
             }
         }
         var stop = false
@@ -75,7 +78,9 @@ extension Worker {
         }
         _ = failed
         while conn.unsentBytes > 0 {
-            let result = conn.out.withUnsafeBytes { conn.tls.write(UnsafeRawBufferPointer(rebasing: $0[conn.outStart...])) }
+            let result = conn.out.withUnsafeBytes {
+                conn.tls.write(UnsafeRawBufferPointer(rebasing: $0[conn.outStart...]))
+            }
             switch result {
             case .done(let n):
                 conn.consumeOutput(n)
@@ -130,14 +135,18 @@ extension Worker {
         shared.metrics.connectionsOpen.add(-1, ordering: .relaxed)
         shared.release(peer: conn.peerHost)
         if conn.phase == .handshaking {
-            logger.debug("connection closed", metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(reason)"])
+            logger.debug(
+                "connection closed",
+                metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(reason)"]
+            )
         } else {
             logger.info(
                 "connection closed",
                 metadata: [
                     "conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(conn.session.user ?? "-")",
                     "messages": "\(conn.messagesAcked)", "reason": "\(reason)",
-                ])
+                ]
+            )
         }
     }
 

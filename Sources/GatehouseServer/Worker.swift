@@ -192,9 +192,18 @@ final class Worker {
         let id = shared.nextConnectionID()
         let deadline = now + UInt64(shared.config.handshakeTimeoutMs) * 1_000_000
         let conn = Connection(
-            slot: slot, generation: generations[slot], fd: fd, id: id, peer: peer.description, peerHost: host, tls: tls,
-            maxLine: shared.config.maxLine, errorBudget: shared.config.errorBudget, now: now,
-            handshakeDeadline: deadline)
+            slot: slot,
+            generation: generations[slot],
+            fd: fd,
+            id: id,
+            peer: peer.description,
+            peerHost: host,
+            tls: tls,
+            maxLine: shared.config.maxLine,
+            errorBudget: shared.config.errorBudget,
+            now: now,
+            handshakeDeadline: deadline
+        )
         let nowOpen = shared.metrics.connectionsOpen.add(1, ordering: .relaxed).newValue
         shared.metrics.connectionsAccepted.add(1, ordering: .relaxed)
         conn.refuseAsBusy = nowOpen > shared.config.maxConnections
@@ -263,7 +272,8 @@ final class Worker {
             // Peer-caused almost always (version, cipher, certificate, garbage): info, not error.
             logger.info(
                 "handshake failed",
-                metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(error.summary)"])
+                metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(error.summary)"]
+            )
             close(conn, reason: "handshake failed")
         }
     }
@@ -283,7 +293,8 @@ final class Worker {
             } else {
                 logger.info(
                     "client certificate verified but names no user; token authentication still possible",
-                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "certificate": "\(identity)"])
+                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "certificate": "\(identity)"]
+                )
             }
         }
         if shared.config.maxMessageRate > 0 {
@@ -300,7 +311,8 @@ final class Worker {
             metadata: [
                 "conn": "\(conn.id)", "peer": "\(conn.peer)", "tls": "\(conn.tls.protocolVersion)",
                 "cipher": "\(conn.tls.cipherName)", "resumed": "\(conn.tls.sessionReused)",
-            ])
+            ]
+        )
         markDirty(conn)
         if draining {
             conn.enqueue(conn.session.closeNotice(.shuttingDown, "server is shutting down"))

@@ -22,13 +22,16 @@ public final class OSThread: @unchecked Sendable {
     public init(name: String, _ body: @escaping @Sendable () -> Void) {
         let box = Unmanaged.passRetained(Box(name: name, body: body)).toOpaque()
         let rc = pthread_create(
-            &handle, nil,
+            &handle,
+            nil,
             { arg in
                 let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
                 CGatehouseLinux_set_thread_name(String(box.name.prefix(15)))
                 box.body()
                 return nil
-            }, box)
+            },
+            box
+        )
         precondition(rc == 0, "pthread_create failed: \(rc)")
     }
 

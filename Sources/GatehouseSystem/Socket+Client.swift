@@ -18,7 +18,10 @@ extension Socket {
     public static func startConnect(to address: SocketAddress, inProgress: inout Bool) throws(SystemError) -> OwnedFD {
         let family = Int32(address.storage.ss_family)
         let raw = socket(
-            family, Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_NONBLOCK | CGatehouseLinux_SOCK_CLOEXEC, 0)
+            family,
+            Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_NONBLOCK | CGatehouseLinux_SOCK_CLOEXEC,
+            0
+        )
         guard raw >= 0 else { throw SystemError("socket", errno: errno) }
         let fd = OwnedFD(taking: raw)
         var one: Int32 = 1
@@ -28,10 +31,15 @@ extension Socket {
             let rc = withUnsafePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(raw, $0, address.length) }
             }
-            if rc == 0 { inProgress = false; return fd }
+            if rc == 0 {
+                inProgress = false
+                return fd
+            }
             switch errno {
             case EINTR: continue
-            case EINPROGRESS: inProgress = true; return fd
+            case EINPROGRESS:
+                inProgress = true
+                return fd
             default: throw SystemError("connect(\(address))", errno: errno)
             }
         }

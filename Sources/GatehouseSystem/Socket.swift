@@ -30,7 +30,9 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         while let ai = cursor {
             var address = SocketAddress()
             withUnsafeMutableBytes(of: &address.storage) { dst in
-                dst.copyMemory(from: UnsafeRawBufferPointer(start: ai.pointee.ai_addr, count: Int(ai.pointee.ai_addrlen)))
+                dst.copyMemory(
+                    from: UnsafeRawBufferPointer(start: ai.pointee.ai_addr, count: Int(ai.pointee.ai_addrlen))
+                )
             }
             address.length = ai.pointee.ai_addrlen
             out.append(address)
@@ -51,9 +53,13 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         var copy = storage
         return withUnsafePointer(to: &copy) { ptr in
             if storage.ss_family == sa_family_t(AF_INET6) {
-                return ptr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+                return ptr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    Int(UInt16(bigEndian: $0.pointee.sin6_port))
+                }
             }
-            return ptr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+            return ptr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                Int(UInt16(bigEndian: $0.pointee.sin_port))
+            }
         }
     }
 
@@ -101,7 +107,11 @@ public enum Socket {
     /// worker can have its own) and, for `::`, dual-stack.
     public static func listen(on address: SocketAddress, backlog: Int32 = 4096) throws(SystemError) -> OwnedFD {
         let family = Int32(address.storage.ss_family)
-        let raw = socket(family, Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_NONBLOCK | CGatehouseLinux_SOCK_CLOEXEC, 0)
+        let raw = socket(
+            family,
+            Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_NONBLOCK | CGatehouseLinux_SOCK_CLOEXEC,
+            0
+        )
         guard raw >= 0 else { throw SystemError("socket", errno: errno) }
         let fd = OwnedFD(taking: raw)
         var one: Int32 = 1
@@ -140,7 +150,12 @@ public enum Socket {
         while true {
             let raw = withUnsafeMutablePointer(to: &address.storage) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    CGatehouseLinux_accept4(fd, $0, &address.length, CGatehouseLinux_SOCK_NONBLOCK | CGatehouseLinux_SOCK_CLOEXEC)
+                    CGatehouseLinux_accept4(
+                        fd,
+                        $0,
+                        &address.length,
+                        CGatehouseLinux_SOCK_NONBLOCK | CGatehouseLinux_SOCK_CLOEXEC
+                    )
                 }
             }
             if raw >= 0 {
@@ -161,7 +176,11 @@ public enum Socket {
     public static func connect(host: String, port: Int) throws(SystemError) -> OwnedFD {
         var lastErrno: Int32 = ECONNREFUSED
         for address in try SocketAddress.resolve(host: host, port: port, passive: false) {
-            let raw = socket(Int32(address.storage.ss_family), Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_CLOEXEC, 0)
+            let raw = socket(
+                Int32(address.storage.ss_family),
+                Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_CLOEXEC,
+                0
+            )
             if raw < 0 {
                 lastErrno = errno
                 continue

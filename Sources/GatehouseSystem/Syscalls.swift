@@ -71,7 +71,10 @@ public enum Epoll {
 
     /// Waits up to `timeoutMs` (-1: forever); fills the two arrays and returns how many events.
     public static func wait(
-        _ epfd: Int32, events: UnsafeMutablePointer<UInt32>, data: UnsafeMutablePointer<UInt64>, max: Int32,
+        _ epfd: Int32,
+        events: UnsafeMutablePointer<UInt32>,
+        data: UnsafeMutablePointer<UInt64>,
+        max: Int32,
         timeoutMs: Int32
     ) throws(SystemError) -> Int {
         while true {

@@ -25,7 +25,8 @@ extension TLSContext {
                 OpenSSLErrorQueue.clear()
                 throw TLSError(
                     .certificate,
-                    "CRL \(loaded + 1) in \(path) has expired (nextUpdate passed); issue a new one with the CA")
+                    "CRL \(loaded + 1) in \(path) has expired (nextUpdate passed); issue a new one with the CA"
+                )
             }
             guard X509_STORE_add_crl(store, crl) == 1 else {
                 throw .drained(.certificate, "cannot add CRL \(loaded + 1) from \(path)")
@@ -53,7 +54,9 @@ extension TLSContext {
             return nil
         }
         let hex = Array("0123456789ABCDEF".utf8)
-        return digest.prefix(Int(length)).map { String(decoding: [hex[Int($0 >> 4)], hex[Int($0 & 15)]], as: UTF8.self) }
-            .joined(separator: ":")
+        return digest.prefix(Int(length)).map {
+            String(decoding: [hex[Int($0 >> 4)], hex[Int($0 & 15)]], as: UTF8.self)
+        }
+        .joined(separator: ":")
     }
 }

@@ -120,7 +120,9 @@ public final class TLSContext: @unchecked Sendable {
             }
         }
         _ = COpenSSL_SSL_CTX_set_session_cache_mode(
-            ctx, config.enableResumption ? COpenSSL_SSL_SESS_CACHE_CLIENT : COpenSSL_SSL_SESS_CACHE_OFF)
+            ctx,
+            config.enableResumption ? COpenSSL_SSL_SESS_CACHE_CLIENT : COpenSSL_SSL_SESS_CACHE_OFF
+        )
     }
 
     private func applyCommonPolicy(minimum: TLSMinimumVersion) throws(TLSError) {
@@ -131,7 +133,8 @@ public final class TLSContext: @unchecked Sendable {
         _ = SSL_CTX_set_options(
             ctx,
             COpenSSL_SSL_OP_NO_RENEGOTIATION | COpenSSL_SSL_OP_NO_COMPRESSION
-                | COpenSSL_SSL_OP_IGNORE_UNEXPECTED_EOF)
+                | COpenSSL_SSL_OP_IGNORE_UNEXPECTED_EOF
+        )
         guard SSL_CTX_set_ciphersuites(ctx, CipherPolicy.tls13Suites) == 1,
             SSL_CTX_set_cipher_list(ctx, CipherPolicy.tls12Ciphers) == 1
         else {
@@ -147,7 +150,8 @@ public final class TLSContext: @unchecked Sendable {
         _ = COpenSSL_SSL_CTX_set_mode(
             ctx,
             (isServer ? 0 : COpenSSL_SSL_MODE_RELEASE_BUFFERS) | COpenSSL_SSL_MODE_ENABLE_PARTIAL_WRITE
-                | COpenSSL_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
+                | COpenSSL_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
+        )
     }
 
     deinit {

@@ -13,7 +13,8 @@ enum DevelopmentSetup {
         guard Directories.exists(Defaults.generator) else {
             throw ValidationError(
                 "no certificate at \(cert) and no \(Defaults.generator) here to make one; "
-                    + "run from the repository root, or pass --cert and --key")
+                    + "run from the repository root, or pass --cert and --key"
+            )
         }
         Console.error("gatehouse-server: no development certificate yet; running \(Defaults.generator)")
         let status = system("bash \(Defaults.generator) --quiet --out certs/dev")
@@ -62,6 +63,7 @@ enum DevelopmentSetup {
             then type:
               AUTH \(Defaults.firstUser) \(token)
               MSG hello
-            """)
+            """
+        )
     }
 }

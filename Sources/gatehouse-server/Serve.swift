@@ -44,11 +44,16 @@ struct Serve: ParsableCommand {
     var journal: String = Defaults.journal
     @Option(help: "Durability policy: always, interval=<ms> or never.")
     var fsync: String = "always"
-    @Option(name: .customLong("journal-queue"), help: "Messages waiting for the journal (all clients) past which the server stops reading until it catches up.")
+    @Option(
+        name: .customLong("journal-queue"),
+        help: "Messages waiting for the journal (all clients) past which the server stops reading until it catches up."
+    )
     var journalQueue: Int = 65_536
     @Option(
         name: .customLong("journal-max-bytes"),
-        help: "Roll the journal into numbered segments (FILE.000001, …) past this size; 0 never rolls. The active file is checked in full at start, so this also bounds start-up time.")
+        help:
+            "Roll the journal into numbered segments (FILE.000001, …) past this size; 0 never rolls. The active file is checked in full at start, so this also bounds start-up time."
+    )
     var journalMaxBytes: Int = 1 << 30
     @Option(help: "Worker threads (default: one per core).")
     var workers: Int = 0
@@ -66,7 +71,10 @@ struct Serve: ParsableCommand {
     var drainTimeout: Double = 10
     @Option(name: .customLong("max-connections"), help: "Connections past which new clients get ERR BUSY.")
     var maxConnections: Int = 10_000
-    @Option(name: .customLong("max-connections-per-peer"), help: "Concurrent connections from one address (0: no limit).")
+    @Option(
+        name: .customLong("max-connections-per-peer"),
+        help: "Concurrent connections from one address (0: no limit)."
+    )
     var maxConnectionsPerPeer: Int = 0
     @Option(name: .customLong("client-ca"), help: "PEM bundle of CAs for client certificates.")
     var clientCA: String?
@@ -74,15 +82,27 @@ struct Serve: ParsableCommand {
     var clientAuth: String = "off"
     @Option(help: "PEM file of CRLs for the client CA(s): revoked client certificates are refused.")
     var crl: String?
-    @Option(name: .customLong("client-map"), help: "Map of client-certificate names (CN:, DNS:, email:, URI:) to users.")
+    @Option(
+        name: .customLong("client-map"),
+        help: "Map of client-certificate names (CN:, DNS:, email:, URI:) to users."
+    )
     var clientMap: String?
-    @Option(name: .customLong("auth-failure-limit"), help: "Failed AUTHs per peer address before AUTH gets ERR RATE_LIMITED (0: no limit).")
+    @Option(
+        name: .customLong("auth-failure-limit"),
+        help: "Failed AUTHs per peer address before AUTH gets ERR RATE_LIMITED (0: no limit)."
+    )
     var authFailureLimit: Int = 10
-    @Option(name: .customLong("auth-failure-window"), help: "Seconds over which a peer's allowance of failed AUTHs refills.")
+    @Option(
+        name: .customLong("auth-failure-window"),
+        help: "Seconds over which a peer's allowance of failed AUTHs refills."
+    )
     var authFailureWindow: Double = 60
     @Option(name: .customLong("max-msg-rate"), help: "MSG lines per second per connection, as N or N/s (0: no limit).")
     var maxMsgRate: String = "0"
-    @Option(name: .customLong("session-tickets"), help: "TLS 1.3 session tickets sent per handshake (0 disables resumption).")
+    @Option(
+        name: .customLong("session-tickets"),
+        help: "TLS 1.3 session tickets sent per handshake (0 disables resumption)."
+    )
     var sessionTickets: Int = 1
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
@@ -108,9 +128,13 @@ struct Serve: ParsableCommand {
         guard let mode = ClientAuthMode(rawValue: clientAuth) else {
             throw ValidationError("--client-auth must be off, optional or required")
         }
-        if mode != .off && clientCA == nil { throw ValidationError("--client-auth \(clientAuth) needs --client-ca FILE") }
+        if mode != .off && clientCA == nil {
+            throw ValidationError("--client-auth \(clientAuth) needs --client-ca FILE")
+        }
         if crl != nil && mode == .off { throw ValidationError("--crl needs --client-auth optional or required") }
-        if clientMap != nil && mode == .off { throw ValidationError("--client-map needs --client-auth optional or required") }
+        if clientMap != nil && mode == .off {
+            throw ValidationError("--client-map needs --client-auth optional or required")
+        }
         guard authFailureLimit >= 0 else { throw ValidationError("--auth-failure-limit must be 0 or more") }
         guard authFailureWindow > 0 else { throw ValidationError("--auth-failure-window must be positive") }
         guard Serve.messageRate(maxMsgRate) != nil else {
@@ -142,7 +166,8 @@ struct Serve: ParsableCommand {
             }
         } else if !Directories.exists(tokensPath) {
             throw ValidationError(
-                "tokens file \(tokensPath) does not exist; create it with: gatehouse-server token add USER --tokens \(tokensPath)")
+                "tokens file \(tokensPath) does not exist; create it with: gatehouse-server token add USER --tokens \(tokensPath)"
+            )
         }
         try Directories.createParent(of: journal)
 

@@ -22,7 +22,8 @@ struct Token: ParsableCommand {
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Issue a new 256-bit token for USER (replacing any old one) and print it once.")
+            abstract: "Issue a new 256-bit token for USER (replacing any old one) and print it once."
+        )
         @Argument(help: "The user name: 1 to 64 of A-Z a-z 0-9 . _ @ -")
         var user: String
         @OptionGroup var options: Options
@@ -33,7 +34,9 @@ struct Token: ParsableCommand {
             let token = try store.issueToken(for: user)
             try TokenFile.save(store, to: options.tokens)
             print(token)
-            Console.error("\(replaced ? "replaced" : "issued") token for '\(user)' in \(options.tokens); it is shown only once")
+            Console.error(
+                "\(replaced ? "replaced" : "issued") token for '\(user)' in \(options.tokens); it is shown only once"
+            )
         }
     }
 
@@ -102,4 +105,3 @@ enum Directories {
 
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 }
-

@@ -28,7 +28,8 @@ struct Bench: ParsableCommand {
               gatehouse bench messages --connections 64 --window 16 --size 64 --duration 10
               gatehouse bench messages --count 100000 --json > result.json
               gatehouse bench idle --connections 10000 --hold 30
-            """)
+            """
+    )
 
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "handshake, messages or idle.")
@@ -73,7 +74,9 @@ struct Bench: ParsableCommand {
         let connections = self.connections ?? [.handshake: 4, .messages: 64, .idle: 1000][mode]!
         let limit = GatehouseSystem.Process.raiseDescriptorLimit()
         guard limit > connections + 32 else {
-            Console.error("gatehouse: --connections \(connections) needs more descriptors than the limit \(limit) (ulimit -n)")
+            Console.error(
+                "gatehouse: --connections \(connections) needs more descriptors than the limit \(limit) (ulimit -n)"
+            )
             throw ExitCode(ExitStatus.connectFailed)
         }
         let config = try connection.configuration(resume: resume)
@@ -96,10 +99,20 @@ struct Bench: ParsableCommand {
         let body = Array("bench-".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: max(0, size - 6))
         payload.append(contentsOf: body.prefix(size))
         let plan = BenchPlan(
-            mode: mode, connections: connections, window: window, payload: payload, count: count,
-            durationNs: UInt64(duration * 1e9), holdNs: UInt64(hold * 1e9), resume: resume,
-            user: connection.resolvedUser, token: token, timeoutMs: config.timeoutMs, threads: threadCount,
-            openConcurrency: mode == .handshake ? connections : 64)
+            mode: mode,
+            connections: connections,
+            window: window,
+            payload: payload,
+            count: count,
+            durationNs: UInt64(duration * 1e9),
+            holdNs: UInt64(hold * 1e9),
+            resume: resume,
+            user: connection.resolvedUser,
+            token: token,
+            timeoutMs: config.timeoutMs,
+            threads: threadCount,
+            openConcurrency: mode == .handshake ? connections : 64
+        )
         let shared = BenchShared(plan: plan, client: client, addresses: addresses)
 
         var workers: [OSThread] = []
@@ -113,7 +126,8 @@ struct Bench: ParsableCommand {
                         Console.error("gatehouse: worker \(t) failed: \(error)")
                         shared.deliver(WorkerResult())
                     }
-                })
+                }
+            )
         }
         let progress = BenchProgress(shared: shared, enabled: Console.stdoutIsTerminal && !json)
         while shared.finishedWorkers.load(ordering: .acquiring) < threadCount {

@@ -61,11 +61,15 @@ struct BenchReport {
         case .messages:
             lines.append("  refused: \(total.refused)  unanswered (connection lost): \(total.unanswered)")
         case .idle:
-            lines.append("  opened in \(format(rateSeconds, 2)) s; held open at the end: \(total.heldAtEnd) of \(plan.connections)")
+            lines.append(
+                "  opened in \(format(rateSeconds, 2)) s; held open at the end: \(total.heldAtEnd) of \(plan.connections)"
+            )
         }
         if latency.totalCount > 0 {
             let parts = Self.percentiles.map { "\($0.0) \(micros(latency.valueAtPercentile($0.1)))" }
-            lines.append("  latency (\(latencyName)): " + parts.joined(separator: "  ") + "  max \(micros(latency.max))")
+            lines.append(
+                "  latency (\(latencyName)): " + parts.joined(separator: "  ") + "  max \(micros(latency.max))"
+            )
         }
         if total.errors.isEmpty {
             lines.append("  errors: none")
@@ -98,8 +102,12 @@ struct BenchReport {
                 ("opening_s", format(rateSeconds, 3)),
             ]
         }
-        var lat = Self.percentiles.map { (quote($0.0), "\(latency.totalCount > 0 ? latency.valueAtPercentile($0.1) : 0)") }
-        lat += [(quote("max"), "\(latency.totalCount > 0 ? latency.max : 0)"), (quote("count"), "\(latency.totalCount)")]
+        var lat = Self.percentiles.map {
+            (quote($0.0), "\(latency.totalCount > 0 ? latency.valueAtPercentile($0.1) : 0)")
+        }
+        lat += [
+            (quote("max"), "\(latency.totalCount > 0 ? latency.max : 0)"), (quote("count"), "\(latency.totalCount)"),
+        ]
         fields.append(("latency_us", "{" + lat.map { "\($0.0): \($0.1)" }.joined(separator: ", ") + "}"))
         let errs = total.errors.sorted(by: { $0.key < $1.key }).map { "\(quote($0.key)): \($0.value)" }
         fields.append(("errors", "{" + errs.joined(separator: ", ") + "}"))
@@ -128,7 +136,11 @@ func quote(_ text: String) -> String {
         case "\\": out += "\\\\"
         case "\n": out += "\\n"
         default:
-            if scalar.value < 0x20 { out += "\\u00" + String(scalar.value, radix: 16).leftPadded(2) } else { out.unicodeScalars.append(scalar) }
+            if scalar.value < 0x20 {
+                out += "\\u00" + String(scalar.value, radix: 16).leftPadded(2)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
         }
     }
     return out + "\""

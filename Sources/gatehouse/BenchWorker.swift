@@ -99,8 +99,12 @@ final class BenchWorker {
         slot.deadlineNs = slot.startNs + timeoutNs
         do {
             let connection = try LineConnection(
-                address: address, context: shared.client.context, serverName: shared.client.serverName,
-                verify: shared.client.configuration.verify, session: plan.resume ? session : nil)
+                address: address,
+                context: shared.client.context,
+                serverName: shared.client.serverName,
+                verify: shared.client.configuration.verify,
+                session: plan.resume ? session : nil
+            )
             try Epoll.add(epoll.raw, connection.fd, events: Epoll.readable | Epoll.writable, data: UInt64(index))
             slot.connection = connection
             slot.watchingWrite = true
@@ -278,7 +282,12 @@ struct TimestampQueue {
     }
 
     mutating func pushFront(_ value: UInt64) {
-        if head > 0 { head -= 1; storage[head] = value } else { storage.insert(value, at: 0) }
+        if head > 0 {
+            head -= 1
+            storage[head] = value
+        } else {
+            storage.insert(value, at: 0)
+        }
     }
 
     mutating func pop() -> UInt64? {

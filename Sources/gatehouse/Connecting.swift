@@ -41,10 +41,13 @@ extension ConnectionOptions {
             return OpenSession(client: client, connection: connection, greeting: greeting, user: String(words[3]))
         }
         guard let token = try token() else {
-            if !requireAuth { return OpenSession(client: client, connection: connection, greeting: greeting, user: nil) }
+            if !requireAuth {
+                return OpenSession(client: client, connection: connection, greeting: greeting, user: nil)
+            }
             Console.error(
                 "gatehouse: no token: set GATEHOUSE_TOKEN, or pass --token-file FILE "
-                    + "(the development server writes \(Defaults.tokenFile))")
+                    + "(the development server writes \(Defaults.tokenFile))"
+            )
             throw ExitCode(ExitStatus.connectFailed)
         }
         let user = resolvedUser
@@ -54,7 +57,8 @@ extension ConnectionOptions {
             if case .server(.authFailed) = error.kind {
                 Console.error(
                     "gatehouse: authentication failed for user '\(user)': the server refused the user name or token "
-                        + "(\(error.message))")
+                        + "(\(error.message))"
+                )
             } else {
                 Console.error("gatehouse: authentication failed: \(Self.explain(error, where: where_, config: config))")
             }

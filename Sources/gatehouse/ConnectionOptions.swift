@@ -22,9 +22,15 @@ struct ConnectionOptions: ParsableArguments {
     var host: String?
     @Option(help: "Server TCP port (env GATEHOUSE_PORT; default 9999).")
     var port: Int?
-    @Option(help: "PEM CA bundle to verify the server (env GATEHOUSE_CA; default certs/dev/ca.crt if present, else the system store).")
+    @Option(
+        help:
+            "PEM CA bundle to verify the server (env GATEHOUSE_CA; default certs/dev/ca.crt if present, else the system store)."
+    )
     var ca: String?
-    @Option(name: .customLong("server-name"), help: "Name for SNI and certificate verification (env GATEHOUSE_SERVER_NAME; default: --host).")
+    @Option(
+        name: .customLong("server-name"),
+        help: "Name for SNI and certificate verification (env GATEHOUSE_SERVER_NAME; default: --host)."
+    )
     var serverName: String?
     @Option(help: "PEM client certificate for mutual TLS (env GATEHOUSE_CERT).")
     var cert: String?
@@ -32,9 +38,16 @@ struct ConnectionOptions: ParsableArguments {
     var key: String?
     @Option(help: "User name for AUTH (env GATEHOUSE_USER; default dev).")
     var user: String?
-    @Option(name: .customLong("token-file"), help: "File holding the token (env GATEHOUSE_TOKEN_FILE; the token itself may be in env GATEHOUSE_TOKEN; default data/dev-token if present).")
+    @Option(
+        name: .customLong("token-file"),
+        help:
+            "File holding the token (env GATEHOUSE_TOKEN_FILE; the token itself may be in env GATEHOUSE_TOKEN; default data/dev-token if present)."
+    )
     var tokenFile: String?
-    @Option(name: .customLong("timeout"), help: "Seconds to wait for connect, handshake and each reply (env GATEHOUSE_TIMEOUT; default 10).")
+    @Option(
+        name: .customLong("timeout"),
+        help: "Seconds to wait for connect, handshake and each reply (env GATEHOUSE_TIMEOUT; default 10)."
+    )
     var timeout: Double?
 
     static func env(_ name: String) -> String? {
@@ -72,10 +85,13 @@ struct ConnectionOptions: ParsableArguments {
         if config.keyFile != nil && config.certificateFile == nil {
             throw ValidationError("--key needs --cert")
         }
-        let seconds = try timeout ?? Self.env("TIMEOUT").map { text in
-            guard let value = Double(text), value > 0 else { throw ValidationError("GATEHOUSE_TIMEOUT must be seconds") }
-            return value
-        } ?? 10
+        let seconds =
+            try timeout ?? Self.env("TIMEOUT").map { text in
+                guard let value = Double(text), value > 0 else {
+                    throw ValidationError("GATEHOUSE_TIMEOUT must be seconds")
+                }
+                return value
+            } ?? 10
         config.timeoutMs = Int(seconds * 1000)
         config.resumeSessions = resume
         return config

@@ -107,18 +107,36 @@ final class Terminal: Sendable {
                     Console.write(1, "\n")
                     done = .line(String(s.text))
                 case .eof:
-                    if s.text.isEmpty { Console.write(1, "\n"); done = .endOfInput }
-                    else if s.cursor < s.text.count { s.text.remove(at: s.cursor) }
+                    if s.text.isEmpty {
+                        Console.write(1, "\n")
+                        done = .endOfInput
+                    } else if s.cursor < s.text.count {
+                        s.text.remove(at: s.cursor)
+                    }
                 case .interrupt:
-                    if s.text.isEmpty { Console.write(1, "^C\n"); done = .endOfInput } else { s.text = []; s.cursor = 0 }
-                case .char(let c): s.text.insert(c, at: s.cursor); s.cursor += 1
-                case .backspace: if s.cursor > 0 { s.cursor -= 1; s.text.remove(at: s.cursor) }
+                    if s.text.isEmpty {
+                        Console.write(1, "^C\n")
+                        done = .endOfInput
+                    } else {
+                        s.text = []
+                        s.cursor = 0
+                    }
+                case .char(let c):
+                    s.text.insert(c, at: s.cursor)
+                    s.cursor += 1
+                case .backspace:
+                    if s.cursor > 0 {
+                        s.cursor -= 1
+                        s.text.remove(at: s.cursor)
+                    }
                 case .delete: if s.cursor < s.text.count { s.text.remove(at: s.cursor) }
                 case .left: s.cursor = max(0, s.cursor - 1)
                 case .right: s.cursor = min(s.text.count, s.cursor + 1)
                 case .home: s.cursor = 0
                 case .end: s.cursor = s.text.count
-                case .killToStart: s.text.removeFirst(s.cursor); s.cursor = 0
+                case .killToStart:
+                    s.text.removeFirst(s.cursor)
+                    s.cursor = 0
                 case .killToEnd: s.text.removeLast(s.text.count - s.cursor)
                 case .killWord:
                     var start = s.cursor
@@ -141,7 +159,8 @@ final class Terminal: Sendable {
     }
 
     private enum Key: Equatable {
-        case char(Character), enter, eof, interrupt, backspace, delete, left, right, up, down, home, end
+        case char(Character)
+        case enter, eof, interrupt, backspace, delete, left, right, up, down, home, end
         case killToStart, killToEnd, killWord, clearScreen, ignored
     }
 
@@ -176,8 +195,10 @@ final class Terminal: Sendable {
             case UInt8(ascii: "0")...UInt8(ascii: "9"):
                 var last = b2
                 while last != UInt8(ascii: "~"), let next = readByte(stop: stop), next != 0x1B { last = next }
-                return b2 == UInt8(ascii: "3") ? .delete : b2 == UInt8(ascii: "1") || b2 == UInt8(ascii: "7")
-                    ? .home : b2 == UInt8(ascii: "4") || b2 == UInt8(ascii: "8") ? .end : .ignored
+                return b2 == UInt8(ascii: "3")
+                    ? .delete
+                    : b2 == UInt8(ascii: "1") || b2 == UInt8(ascii: "7")
+                        ? .home : b2 == UInt8(ascii: "4") || b2 == UInt8(ascii: "8") ? .end : .ignored
             default: return .ignored
             }
         case 0x20...0x7E: return .char(Character(Unicode.Scalar(byte)))
@@ -192,7 +213,9 @@ final class Terminal: Sendable {
 
     /// One byte of standard input, or nil when `stop` became readable first or input ended.
     private func readByte(stop: Int32) -> UInt8? {
-        var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0),
+        ]
         while true {
             let n = poll(&fds, 2, -1)
             if n < 0 && errno == EINTR { continue }
@@ -215,7 +238,9 @@ final class Terminal: Sendable {
                 if line.last == 0x0D { line.removeLast() }
                 return .line(String(decoding: line, as: UTF8.self))
             }
-            var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0),
+            ]
             let n = poll(&fds, 2, -1)
             if n < 0 && errno == EINTR { continue }
             if fds[1].revents != 0 { return .stopped }
@@ -223,7 +248,10 @@ final class Terminal: Sendable {
             let r = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
             if r < 0 && errno == EINTR { continue }
             if r <= 0 {
-                let rest = pendingBytes.withLock { b -> [UInt8] in defer { b.removeAll() }; return b }
+                let rest = pendingBytes.withLock { b -> [UInt8] in
+                    defer { b.removeAll() }
+                    return b
+                }
                 return rest.isEmpty ? .endOfInput : .line(String(decoding: rest, as: UTF8.self))
             }
             pendingBytes.withLock { $0.append(contentsOf: chunk[0..<r]) }

@@ -22,7 +22,8 @@ struct Send: ParsableCommand {
               printf 'a\\nb\\nc\\n' | gatehouse send --quiet
               gatehouse send --file messages.txt --window 256
               GATEHOUSE_TOKEN_FILE=~/.gh-token gatehouse send --host msg.example.com hi
-            """)
+            """
+    )
 
     @OptionGroup var connection: ConnectionOptions
     @Option(name: .shortAndLong, help: "Read messages from FILE, one per line ('-' for standard input).")
@@ -68,7 +69,9 @@ struct Send: ParsableCommand {
         var refusedNames: [String] = []
         var lastAcked: String?
         let summary = PipelinedSender(window: window, replyTimeoutMs: max(timeoutMs, 1000)).run(
-            connection: session.connection, source: source, scratch: scratch
+            connection: session.connection,
+            source: source,
+            scratch: scratch
         ) { message, outcome in
             switch outcome {
             case .acknowledged(let n):
@@ -89,7 +92,8 @@ struct Send: ParsableCommand {
         try report(summary, source: source, refused: refusedNames, lastAcked: lastAcked)
     }
 
-    private func report(_ summary: SendSummary, source: any MessageSource, refused: [String], lastAcked: String?) throws {
+    private func report(_ summary: SendSummary, source: any MessageSource, refused: [String], lastAcked: String?) throws
+    {
         let counts = "\(summary.acknowledged) acknowledged, \(summary.refused) refused"
         if let error = summary.connectionError {
             Console.error("gatehouse: the connection broke: \(error.message)")

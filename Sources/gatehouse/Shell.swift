@@ -23,7 +23,8 @@ struct Shell: ParsableCommand {
             Examples:
               gatehouse shell
               GATEHOUSE_USER=alice gatehouse shell --token-file ~/.gh-token
-            """)
+            """
+    )
 
     @OptionGroup var connection: ConnectionOptions
 
@@ -33,9 +34,11 @@ struct Shell: ParsableCommand {
         let session = try connection.openSession(scratch: scratch, requireAuth: false)
         let terminal = Terminal()
         let config = try connection.configuration()
-        let who = session.user.map { "authenticated as \($0)" } ?? "not authenticated (no token: use /raw AUTH user token)"
+        let who =
+            session.user.map { "authenticated as \($0)" } ?? "not authenticated (no token: use /raw AUTH user token)"
         terminal.printLine(
-            "connected to \(config.host):\(config.port) (\(session.connection.tlsDescription)), \(who). /help for commands.")
+            "connected to \(config.host):\(config.port) (\(session.connection.tlsDescription)), \(who). /help for commands."
+        )
 
         let link = ShellLink()
         // The connection moves to the I/O thread here; this thread does not touch it again.
@@ -58,7 +61,10 @@ struct Shell: ParsableCommand {
                 guard let wire = Self.translate(line, terminal: terminal) else { continue }
                 if !line.hasPrefix("/raw ") { history.add(line) }
                 link.send(wire)
-                if wire == "QUIT" { quitting = true; break loop }
+                if wire == "QUIT" {
+                    quitting = true
+                    break loop
+                }
             }
         }
         // Wait for the server's BYE and close (or its own close), a bounded time.
@@ -86,7 +92,9 @@ struct Shell: ParsableCommand {
             terminal.printLine("  text: send it as a message   /ping   /raw LINE   /quit   (Ctrl-D quits)")
             return nil
         default:
-            terminal.printLine("unknown command \(command); /help lists them (a message starting with '/': /raw MSG /...)")
+            terminal.printLine(
+                "unknown command \(command); /help lists them (a message starting with '/': /raw MSG /...)"
+            )
             return nil
         }
     }
@@ -148,10 +156,18 @@ private func runIO(_ owned: (LineConnection, ReadScratch), link: ShellLink, term
     while !link.stop.load(ordering: .relaxed) {
         ready.removeAll()
         let outcome = connection.pump(
-            lines: &lines, scratch: scratch, timeoutMs: -1, watch: [link.wake], readyWatched: &ready)
+            lines: &lines,
+            scratch: scratch,
+            timeoutMs: -1,
+            watch: [link.wake],
+            readyWatched: &ready
+        )
         if !ready.isEmpty {
             EventFD.drain(link.wake)
-            for line in link.outbox.withLock({ o -> [String] in defer { o.removeAll() }; return o }) {
+            for line in link.outbox.withLock({ o -> [String] in
+                defer { o.removeAll() }
+                return o
+            }) {
                 connection.queueLine(line)
             }
             _ = connection.drive(lines: &lines, scratch: scratch.buffer)

@@ -7,8 +7,11 @@ import Testing
 /// Client-certificate names to users: the default CN rule, the map file and its errors.
 @Suite struct ClientIdentityMapTests {
     static let alice = CertificateIdentity(
-        commonName: "Alice Example", dnsNames: ["Laptop-7.Example.org"], emails: ["Alice@Example.org"],
-        uris: ["spiffe://example.org/alice"])
+        commonName: "Alice Example",
+        dnsNames: ["Laptop-7.Example.org"],
+        emails: ["Alice@Example.org"],
+        uris: ["spiffe://example.org/alice"]
+    )
 
     @Test func withoutAMapTheCommonNameIsTheUserWhenItIsAValidName() {
         #expect(ClientIdentityMap.user(for: CertificateIdentity(commonName: "alice"), map: nil) == "alice")
@@ -30,7 +33,8 @@ import Testing
 
     @Test func valuesMustMatchWhole() throws {
         let map = try ClientIdentityMap(
-            parsing: "CN:Alice alice\nDNS:example.org a\nURI:spiffe://example.org/ALICE b\nemail:alice@example x\n")
+            parsing: "CN:Alice alice\nDNS:example.org a\nURI:spiffe://example.org/ALICE b\nemail:alice@example x\n"
+        )
         #expect(map.user(for: Self.alice) == nil)
     }
 

@@ -7,40 +7,85 @@ import Testing
 
     @Test func bucketStartsFullAndEmptiesOneTokenAtATime() {
         var bucket = TokenBucket(capacity: 3, refillPerSecond: 1, now: 0)
-        do { let r = bucket.take(now: 0); #expect(r) }
-        do { let r = bucket.take(now: 0); #expect(r) }
-        do { let r = bucket.take(now: 0); #expect(r) }
-        do { let r = !bucket.take(now: 0); #expect(r) }
+        do {
+            let r = bucket.take(now: 0)
+            #expect(r)
+        }
+        do {
+            let r = bucket.take(now: 0)
+            #expect(r)
+        }
+        do {
+            let r = bucket.take(now: 0)
+            #expect(r)
+        }
+        do {
+            let r = !bucket.take(now: 0)
+            #expect(r)
+        }
     }
 
     @Test func bucketRefillsAtItsRateAndNoFurtherThanCapacity() {
         var bucket = TokenBucket(capacity: 2, refillPerSecond: 4, now: 0)
         _ = bucket.take(now: 0)
         _ = bucket.take(now: 0)
-        do { let r = !bucket.take(now: Self.second / 8); #expect(r) }  // half a token
-        do { let r = bucket.take(now: Self.second / 4); #expect(r) }  // one token
-        do { let r = bucket.available(now: 100 * Self.second) == 2; #expect(r) }
+        do {
+            let r = !bucket.take(now: Self.second / 8)
+            #expect(r)
+        }  // half a token
+        do {
+            let r = bucket.take(now: Self.second / 4)
+            #expect(r)
+        }  // one token
+        do {
+            let r = bucket.available(now: 100 * Self.second) == 2
+            #expect(r)
+        }
     }
 
     @Test func bucketIgnoresAClockThatGoesBackwards() {
         var bucket = TokenBucket(capacity: 1, refillPerSecond: 1, now: 10 * Self.second)
-        do { let r = bucket.take(now: 10 * Self.second); #expect(r) }
-        do { let r = !bucket.take(now: 5 * Self.second); #expect(r) }
-        do { let r = bucket.take(now: 11 * Self.second); #expect(r) }
+        do {
+            let r = bucket.take(now: 10 * Self.second)
+            #expect(r)
+        }
+        do {
+            let r = !bucket.take(now: 5 * Self.second)
+            #expect(r)
+        }
+        do {
+            let r = bucket.take(now: 11 * Self.second)
+            #expect(r)
+        }
     }
 
     @Test func peerIsThrottledAfterLimitFailuresAndRecoversAtTheRefillRate() {
         var throttle = AuthFailureThrottle(limit: 3, windowSeconds: 30)  // one failure back every 10 s
         let peer = PeerKey(peer: "192.0.2.7:5000")
         for _ in 0..<3 {
-            do { let r = !throttle.isThrottled(peer, now: 0); #expect(r) }
+            do {
+                let r = !throttle.isThrottled(peer, now: 0)
+                #expect(r)
+            }
             throttle.recordFailure(peer, now: 0)
         }
-        do { let r = throttle.isThrottled(peer, now: 0); #expect(r) }
-        do { let r = throttle.isThrottled(peer, now: 9 * Self.second); #expect(r) }
-        do { let r = !throttle.isThrottled(peer, now: 10 * Self.second); #expect(r) }
+        do {
+            let r = throttle.isThrottled(peer, now: 0)
+            #expect(r)
+        }
+        do {
+            let r = throttle.isThrottled(peer, now: 9 * Self.second)
+            #expect(r)
+        }
+        do {
+            let r = !throttle.isThrottled(peer, now: 10 * Self.second)
+            #expect(r)
+        }
         throttle.recordFailure(peer, now: 10 * Self.second)
-        do { let r = throttle.isThrottled(peer, now: 10 * Self.second); #expect(r) }
+        do {
+            let r = throttle.isThrottled(peer, now: 10 * Self.second)
+            #expect(r)
+        }
     }
 
     @Test func throttledChecksTakeNothingSoThePeerRecovers() {
@@ -48,23 +93,38 @@ import Testing
         let peer = PeerKey(peer: "192.0.2.7:1")
         throttle.recordFailure(peer, now: 0)
         for t in stride(from: UInt64(0), to: Self.second, by: Int(Self.second / 10)) {
-            do { let r = throttle.isThrottled(peer, now: t); #expect(r) }
+            do {
+                let r = throttle.isThrottled(peer, now: t)
+                #expect(r)
+            }
         }
-        do { let r = !throttle.isThrottled(peer, now: Self.second); #expect(r) }
+        do {
+            let r = !throttle.isThrottled(peer, now: Self.second)
+            #expect(r)
+        }
     }
 
     @Test func peersAreCountedApartAndPortsDoNotMatter() {
         var throttle = AuthFailureThrottle(limit: 1, windowSeconds: 60)
         throttle.recordFailure(PeerKey(peer: "192.0.2.7:1000"), now: 0)
-        do { let r = throttle.isThrottled(PeerKey(peer: "192.0.2.7:2000"), now: 0); #expect(r) }
-        do { let r = !throttle.isThrottled(PeerKey(peer: "192.0.2.8:1000"), now: 0); #expect(r) }
+        do {
+            let r = throttle.isThrottled(PeerKey(peer: "192.0.2.7:2000"), now: 0)
+            #expect(r)
+        }
+        do {
+            let r = !throttle.isThrottled(PeerKey(peer: "192.0.2.8:1000"), now: 0)
+            #expect(r)
+        }
     }
 
     @Test func limitZeroTurnsTheThrottleOff() {
         var throttle = AuthFailureThrottle(limit: 0, windowSeconds: 60)
         let peer = PeerKey(peer: "192.0.2.7:1")
         for _ in 0..<100 { throttle.recordFailure(peer, now: 0) }
-        do { let r = !throttle.isThrottled(peer, now: 0); #expect(r) }
+        do {
+            let r = !throttle.isThrottled(peer, now: 0)
+            #expect(r)
+        }
         #expect(throttle.trackedPeers == 0)
     }
 
@@ -75,12 +135,21 @@ import Testing
         // At 10 s the first has refilled: it goes, the second stays throttled.
         throttle.recordFailure(PeerKey(peer: "192.0.2.3:1"), now: 10 * Self.second)
         #expect(throttle.trackedPeers == 2)
-        do { let r = throttle.isThrottled(PeerKey(peer: "192.0.2.2:1"), now: 10 * Self.second); #expect(r) }
+        do {
+            let r = throttle.isThrottled(PeerKey(peer: "192.0.2.2:1"), now: 10 * Self.second)
+            #expect(r)
+        }
         // None has refilled: the oldest failure (192.0.2.2) is dropped.
         throttle.recordFailure(PeerKey(peer: "192.0.2.4:1"), now: 11 * Self.second)
         #expect(throttle.trackedPeers == 2)
-        do { let r = !throttle.isThrottled(PeerKey(peer: "192.0.2.2:1"), now: 11 * Self.second); #expect(r) }
-        do { let r = throttle.isThrottled(PeerKey(peer: "192.0.2.3:1"), now: 11 * Self.second); #expect(r) }
+        do {
+            let r = !throttle.isThrottled(PeerKey(peer: "192.0.2.2:1"), now: 11 * Self.second)
+            #expect(r)
+        }
+        do {
+            let r = throttle.isThrottled(PeerKey(peer: "192.0.2.3:1"), now: 11 * Self.second)
+            #expect(r)
+        }
     }
 
     @Test(arguments: [

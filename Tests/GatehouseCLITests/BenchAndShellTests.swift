@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @Suite("gatehouse bench and shell")
 struct BenchAndShellTests {
@@ -49,7 +49,8 @@ struct BenchAndShellTests {
         #expect(full["completed"] as? Int == 40)
         #expect(full["resumed"] as? Int == 0)
         let resumed = try benchJSON(
-            try Client(server).run(["bench", "handshake", "--resume", "--connections", "1", "--count", "40", "--json"]))
+            try Client(server).run(["bench", "handshake", "--resume", "--connections", "1", "--count", "40", "--json"])
+        )
         #expect(resumed["completed"] as? Int == 40)
         #expect(resumed["resumed"] as? Int == 39)  // all but the first
     }
@@ -60,7 +61,11 @@ struct BenchAndShellTests {
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdoutLines
         #expect(lines.first?.hasPrefix("connected to 127.0.0.1:") == true, "\(lines)")
-        #expect(Array(lines.dropFirst()) == ["ACK 1", "PONG", "ERR UNKNOWN_COMMAND expected AUTH, MSG, PING or QUIT", "BYE"])
+        #expect(
+            Array(lines.dropFirst()) == [
+                "ACK 1", "PONG", "ERR UNKNOWN_COMMAND expected AUTH, MSG, PING or QUIT", "BYE",
+            ]
+        )
         #expect(try server.journalTexts() == ["hello shell"])
     }
 

@@ -20,7 +20,12 @@ struct Client {
     }
 
     /// `gatehouse ARGS` with the connection given through GATEHOUSE_* variables, as a user would.
-    func run(_ arguments: [String], stdin: String? = nil, stdinBytes: [UInt8]? = nil, timeout: TimeInterval = 60)
+    func run(
+        _ arguments: [String],
+        stdin: String? = nil,
+        stdinBytes: [UInt8]? = nil,
+        timeout: TimeInterval = 60
+    )
         throws -> ProcessResult
     {
         var env = [
@@ -36,8 +41,13 @@ struct Client {
         env.merge(extraEnvironment) { $1 }
         let input = stdinBytes.map { Data($0) } ?? stdin.map { Data($0.utf8) } ?? Data()
         return try ProcessRunner.run(
-            Repository.clientBinary, arguments, stdin: input, environment: env,
-            currentDirectory: server.directory.path, timeout: timeout)
+            Repository.clientBinary,
+            arguments,
+            stdin: input,
+            environment: env,
+            currentDirectory: server.directory.path,
+            timeout: timeout
+        )
     }
 }
 

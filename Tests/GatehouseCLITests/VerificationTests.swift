@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @Suite("gatehouse: server verification and mutual TLS")
 struct VerificationTests {
@@ -35,7 +35,10 @@ struct VerificationTests {
         let pkiDirectory = try TemporaryDirectory(prefix: "gatehouse-mtls")
         let pki = try TestPKI.make(in: pkiDirectory.file("pki"), extraArguments: ["--client", "carol"])
         let server = try ServerProcess(
-            users: ["alice"], arguments: ["--client-auth", "required", "--client-ca", pki.caCertificate], pki: pki)
+            users: ["alice"],
+            arguments: ["--client-auth", "required", "--client-ca", pki.caCertificate],
+            pki: pki
+        )
         var client = Client(server, user: "carol")
         client.token = nil
 

@@ -1,7 +1,7 @@
 import Foundation
 import GatehouseClient
-import Testing
 import TestSupport
+import Testing
 
 /// What an ACK promises, proven against the real server: SIGKILL at random moments, a full
 /// disk, rotation and reopening.
@@ -18,7 +18,8 @@ struct DurabilityTests {
             let client = try server.client()
             let token = server.tokens["alice"]!
             DispatchQueue.concurrentPerform(iterations: clients) { c in
-                guard let conn = try? client.connect(), (try? conn.authenticate(user: "alice", token: token)) != nil else {
+                guard let conn = try? client.connect(), (try? conn.authenticate(user: "alice", token: token)) != nil
+                else {
                     return
                 }
                 var i = 0
@@ -36,7 +37,11 @@ struct DurabilityTests {
             }
         }
 
-        var acknowledged: [String] { lock.lock(); defer { lock.unlock() }; return acked }
+        var acknowledged: [String] {
+            lock.lock()
+            defer { lock.unlock() }
+            return acked
+        }
     }
 
     @Test func sigkillAtRandomMomentsLosesNoAcknowledgedMessage() throws {
@@ -94,7 +99,9 @@ struct DurabilityTests {
             n += 1
             let text = "filling \(n) " + String(repeating: "x", count: 200)
             let reply = try conn.request("MSG \(text)")
-            if reply.hasPrefix("ACK ") { acked.append(text) } else {
+            if reply.hasPrefix("ACK ") {
+                acked.append(text)
+            } else {
                 #expect(reply.hasPrefix("ERR UNAVAILABLE "), "\(reply)")
                 sawUnavailable = true
             }

@@ -1,7 +1,7 @@
 import Foundation
 import GatehouseClient
-import Testing
 import TestSupport
+import Testing
 
 /// Every `ERR` code a client can provoke from its input, through the real server.
 @Suite("Error replies")
@@ -47,7 +47,9 @@ struct ErrorCodeTests {
         #expect(try conn.request("MSG " + String(repeating: "a", count: 59)) == "ACK 1")
         #expect(code(try conn.request("MSG " + String(repeating: "a", count: 60))) == "TOO_LONG")
         // With CRLF the CR counts: 58 + CR + LF + "MSG " = 64.
-        #expect(try replies(conn, Array(("MSG " + String(repeating: "b", count: 58) + "\r\n").utf8), count: 1) == ["ACK 2"])
+        #expect(
+            try replies(conn, Array(("MSG " + String(repeating: "b", count: 58) + "\r\n").utf8), count: 1) == ["ACK 2"]
+        )
         conn.quit()
         let texts = try server.journalRecords().compactMap { $0["text"] as? String }
         #expect(texts == [String(repeating: "a", count: 59), String(repeating: "b", count: 58)])

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// What the server refuses: old protocol versions, weak TLS 1.2 suites, files others can read,
 /// repeated authentication failures, and (by configuration) clients that send too fast.

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Client certificates against the real server, driven by `openssl s_client`: each
 /// `--client-auth` mode with and without a certificate, certificates that must be refused
@@ -15,14 +15,18 @@ struct MutualTLSTests {
         let server: ServerProcess
 
         init(
-            mode: String, clients: [String] = ["alice"], prepare: (TestPKI) throws -> Void = { _ in },
+            mode: String,
+            clients: [String] = ["alice"],
+            prepare: (TestPKI) throws -> Void = { _ in },
             arguments: (TestPKI) throws -> [String] = { _ in [] }
         ) throws {
             folder = try TemporaryDirectory(prefix: "gatehouse-mtls")
             pki = try TestPKI.make(in: folder.file("pki"), extraArguments: clients.flatMap { ["--client", $0] })
             try prepare(pki)
             server = try ServerProcess(
-                arguments: ["--client-auth", mode, "--client-ca", pki.caCertificate] + (try arguments(pki)), pki: pki)
+                arguments: ["--client-auth", mode, "--client-ca", pki.caCertificate] + (try arguments(pki)),
+                pki: pki
+            )
         }
     }
 
@@ -42,7 +46,10 @@ struct MutualTLSTests {
     func aVerifiedCertificateAuthenticatesItsCommonName(_ mode: String) throws {
         let f = try Fixture(mode: mode)
         let result = try f.server.sClient("MSG by certificate\nQUIT\n", certificate: "alice")
-        #expect(replyLines(result.stdout) == ["HELLO gatehouse/1 AUTHENTICATED alice", "ACK 1", "BYE"], "\(result.stderr)")
+        #expect(
+            replyLines(result.stdout) == ["HELLO gatehouse/1 AUTHENTICATED alice", "ACK 1", "BYE"],
+            "\(result.stderr)"
+        )
         #expect(try f.server.journalRecords().map { $0["user"] as? String } == ["alice"])
         #expect(f.server.log.contains("user=alice"))
     }
@@ -72,10 +79,15 @@ struct MutualTLSTests {
         let f = try Fixture(mode: mode)
         let other = try TestPKI.make(in: f.folder.file("other"), extraArguments: ["--client", "alice"])
         let result = try f.server.sClient(
-            Self.session, extra: ["-cert", other.clientCertificate("alice"), "-key", other.clientKey("alice")])
+            Self.session,
+            extra: ["-cert", other.clientCertificate("alice"), "-key", other.clientKey("alice")]
+        )
         #expect(!result.stdout.contains("HELLO"))
         #expect(result.stderr.contains("alert unknown ca"), "\(result.stderr)")
-        #expect(f.server.waitForLog("peer certificate refused: unable to get local issuer certificate"), "\(f.server.log)")
+        #expect(
+            f.server.waitForLog("peer certificate refused: unable to get local issuer certificate"),
+            "\(f.server.log)"
+        )
     }
 
     @Test(arguments: ["optional", "required"])
@@ -90,8 +102,11 @@ struct MutualTLSTests {
     @Test(arguments: ["optional", "required"])
     func aRevokedCertificateIsRefusedAndOthersStillWork(_ mode: String) throws {
         let f = try Fixture(
-            mode: mode, clients: ["alice", "bob"], prepare: { try $0.regenerate(["--revoke", "bob"]) },
-            arguments: { ["--crl", $0.crlFile] })
+            mode: mode,
+            clients: ["alice", "bob"],
+            prepare: { try $0.regenerate(["--revoke", "bob"]) },
+            arguments: { ["--crl", $0.crlFile] }
+        )
         let revoked = try f.server.sClient(Self.session, certificate: "bob")
         #expect(!revoked.stdout.contains("HELLO"))
         #expect(revoked.stderr.contains("alert certificate revoked"), "\(revoked.stderr)")
@@ -119,7 +134,11 @@ struct MutualTLSTests {
         let f = try Fixture(
             mode: "required",
             prepare: { pki in
-                try pki.issueClient("sensor", subject: "/CN=Sensor 7", san: "email:Sensor7@Example.org, URI:spiffe://example.org/s7")
+                try pki.issueClient(
+                    "sensor",
+                    subject: "/CN=Sensor 7",
+                    san: "email:Sensor7@Example.org, URI:spiffe://example.org/s7"
+                )
                 try pki.issueClient("uri", subject: "/CN=whoever", san: "URI:spiffe://example.org/svc")
                 let map = """
                     # client map
@@ -131,7 +150,8 @@ struct MutualTLSTests {
                 try Data(map.utf8).write(to: URL(fileURLWithPath: path))
                 chmod(path, 0o600)
             },
-            arguments: { ["--client-map", $0.directory + "/client-map"] })
+            arguments: { ["--client-map", $0.directory + "/client-map"] }
+        )
         let expectations = [("sensor", "sensors"), ("uri", "service"), ("alice", "alice-admin")]
         for (cert, user) in expectations {
             let result = try f.server.sClient(Self.session, certificate: cert)
@@ -147,7 +167,9 @@ struct MutualTLSTests {
         chmod(path, 0o644)
         #expect {
             _ = try ServerProcess(
-                arguments: ["--client-auth", "optional", "--client-ca", pki.caCertificate, "--client-map", path], pki: pki)
+                arguments: ["--client-auth", "optional", "--client-ca", pki.caCertificate, "--client-map", path],
+                pki: pki
+            )
         } throws: { error in
             "\(error)".contains("chmod 600")
         }

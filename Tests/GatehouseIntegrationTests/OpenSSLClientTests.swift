@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The server driven by real TLS peers, as a user would: `openssl s_client`, `gnutls-cli`, Python.
 @Suite("Real TLS clients")
@@ -50,8 +50,13 @@ struct OpenSSLClientTests {
         let token = server.tokens["alice"]!
         let result = try ProcessRunner.run(
             "gnutls-cli",
-            ["--x509cafile", server.pki.caCertificate, "--port", String(server.port), "--logfile=/dev/null", "localhost"],
-            stdin: Data("AUTH alice \(token)\nMSG from gnutls\nQUIT\n".utf8), timeout: 20)
+            [
+                "--x509cafile", server.pki.caCertificate, "--port", String(server.port), "--logfile=/dev/null",
+                "localhost",
+            ],
+            stdin: Data("AUTH alice \(token)\nMSG from gnutls\nQUIT\n".utf8),
+            timeout: 20
+        )
         let lines = replyLines(result.stdout).filter { !$0.hasPrefix("-") && !$0.hasPrefix("*") && !$0.hasPrefix("|") }
         #expect(lines.suffix(4) == ["HELLO gatehouse/1", "OK AUTH alice", "ACK 1", "BYE"], "\(result.stdout)")
     }
@@ -75,7 +80,10 @@ struct OpenSSLClientTests {
                     sys.stdout.write(data.decode())
             """
         let result = try ProcessRunner.run(
-            "python3", ["-c", script, server.pki.caCertificate, String(server.port), token], timeout: 20)
+            "python3",
+            ["-c", script, server.pki.caCertificate, String(server.port), token],
+            timeout: 20
+        )
         #expect(result.status == 0, "\(result.stderr)")
         #expect(replyLines(result.stdout) == ["TLSv1.3", "HELLO gatehouse/1", "OK AUTH alice", "ACK 1", "BYE"])
         #expect(try server.journalRecords().first?["text"] as? String == "café")

@@ -27,7 +27,10 @@ extension TestPKI {
     /// Runs `scripts/gen-certs.sh --out <this directory> --quiet` with `arguments` (same CA).
     func regenerate(_ arguments: [String]) throws {
         let result = try ProcessRunner.run(
-            "/bin/bash", [Repository.genCerts, "--out", directory, "--quiet"] + arguments, timeout: 60)
+            "/bin/bash",
+            [Repository.genCerts, "--out", directory, "--quiet"] + arguments,
+            timeout: 60
+        )
         guard result.status == 0 else { throw TestSupportError("gen-certs.sh \(arguments): \(result.stderr)") }
     }
 
@@ -53,8 +56,11 @@ extension ServerProcess {
     /// The fingerprint of the certificate the server presents to a new handshake (via s_client).
     func presentedFingerprint() throws -> String {
         let result = try ProcessRunner.run(
-            "openssl", ["s_client", "-connect", "\(host):\(port)", "-CAfile", pki.caCertificate],
-            stdin: Data("QUIT\n".utf8), timeout: 20)
+            "openssl",
+            ["s_client", "-connect", "\(host):\(port)", "-CAfile", pki.caCertificate],
+            stdin: Data("QUIT\n".utf8),
+            timeout: 20
+        )
         guard let begin = result.stdout.range(of: "-----BEGIN CERTIFICATE-----"),
             let end = result.stdout.range(of: "-----END CERTIFICATE-----")
         else { throw TestSupportError("no certificate in s_client output: \(result.stdout) \(result.stderr)") }

@@ -1,7 +1,7 @@
 import Foundation
 import GatehouseClient
-import Testing
 import TestSupport
+import Testing
 
 /// The wire protocol end to end, through the Swift client, against the real server binary.
 @Suite("Protocol over TLS")
@@ -53,9 +53,11 @@ struct ProtocolTests {
         let lines = ["MSG one", "MSG", "MSG two", "BOGUS", "MSG three\u{01}", "MSG four"]
         var replies: [String] = []
         for line in lines { replies.append(try conn.request(line)) }
-        #expect(replies.map { $0.split(separator: " ").prefix(2).joined(separator: " ") } == [
-            "ACK 1", "ERR EMPTY", "ACK 2", "ERR UNKNOWN_COMMAND", "ERR BAD_CHAR", "ACK 3",
-        ])
+        #expect(
+            replies.map { $0.split(separator: " ").prefix(2).joined(separator: " ") } == [
+                "ACK 1", "ERR EMPTY", "ACK 2", "ERR UNKNOWN_COMMAND", "ERR BAD_CHAR", "ACK 3",
+            ]
+        )
         conn.quit()
         #expect(try server.journalRecords().map { $0["text"] as? String } == ["one", "two", "four"])
     }
@@ -80,7 +82,9 @@ struct ProtocolTests {
         #expect(try conn.request("Msg   leading spaces, tab\there, \"quotes\" and \\ é 漢 🚀") == "ACK 1")
         conn.quit()
         #expect(
-            try server.journalRecords().first?["text"] as? String == "  leading spaces, tab\there, \"quotes\" and \\ é 漢 🚀")
+            try server.journalRecords().first?["text"] as? String
+                == "  leading spaces, tab\there, \"quotes\" and \\ é 漢 🚀"
+        )
     }
 
     @Test func tokensFileAndJournalAreNotReadableByOthers() throws {
@@ -100,6 +104,14 @@ struct ProtocolTests {
 final class Counter: @unchecked Sendable {
     private var count = 0
     private let lock = NSLock()
-    func add() { lock.lock(); count += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    func add() {
+        lock.lock()
+        count += 1
+        lock.unlock()
+    }
+    var value: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return count
+    }
 }

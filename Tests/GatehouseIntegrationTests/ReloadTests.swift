@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// SIGHUP reloads the TLS material, the client map and the tokens without dropping anyone:
 /// established connections keep their session, new handshakes get the new material, and a
@@ -34,7 +34,9 @@ struct ReloadTests {
         let established = try server.authenticatedConnection()
         switch breakage {
         case "garbage":
-            try Data("-----BEGIN CERTIFICATE-----\nnot base64\n".utf8).write(to: URL(fileURLWithPath: server.pki.serverCertificate))
+            try Data("-----BEGIN CERTIFICATE-----\nnot base64\n".utf8).write(
+                to: URL(fileURLWithPath: server.pki.serverCertificate)
+            )
         case "wrong key":
             // A key of another pair: the certificate and key no longer match.
             let other = try TestPKI.make(in: server.directory.file("other"))
@@ -55,7 +57,9 @@ struct ReloadTests {
         let pki = try TestPKI.make(in: folder.file("pki"), extraArguments: ["--client", "alice", "--client", "bob"])
         try pki.regenerate(["--crl"])  // an empty CRL to start with
         let server = try ServerProcess(
-            arguments: ["--client-auth", "optional", "--client-ca", pki.caCertificate, "--crl", pki.crlFile], pki: pki)
+            arguments: ["--client-auth", "optional", "--client-ca", pki.caCertificate, "--crl", pki.crlFile],
+            pki: pki
+        )
         let first = try server.sClient("PING\nQUIT\n", certificate: "bob")
         #expect(replyLines(first.stdout).first == "HELLO gatehouse/1 AUTHENTICATED bob")
 
@@ -78,7 +82,9 @@ struct ReloadTests {
         }
         try writeMap("CN:alice first\n")
         let server = try ServerProcess(
-            arguments: ["--client-auth", "optional", "--client-ca", pki.caCertificate, "--client-map", map], pki: pki)
+            arguments: ["--client-auth", "optional", "--client-ca", pki.caCertificate, "--client-map", map],
+            pki: pki
+        )
         func greeting() throws -> String? {
             replyLines(try server.sClient("QUIT\n", certificate: "alice").stdout).first
         }

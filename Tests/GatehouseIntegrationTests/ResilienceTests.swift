@@ -1,8 +1,8 @@
 import Foundation
 import GatehouseClient
 import GatehouseSystem
-import Testing
 import TestSupport
+import Testing
 
 /// Hostile clients against the real server; after each attack a legitimate client must still be
 /// served promptly, and where memory matters the server's resident size is measured and bounded.
@@ -17,7 +17,9 @@ struct ResilienceTests {
         func send(_ bytes: [UInt8]) {
             var offset = 0
             while offset < bytes.count {
-                let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+                let n = bytes.withUnsafeBytes {
+                    Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL))
+                }
                 if n <= 0 { return }
                 offset += n
             }
@@ -63,7 +65,9 @@ struct ResilienceTests {
         let server = try ServerProcess(arguments: ["--handshake-timeout", "1"])
         let half = try RawSocket(port: server.port)
         // A TLS record header announcing a 512-byte ClientHello, and only part of it.
-        half.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03] + [UInt8](repeating: 0x42, count: 40))
+        half.send(
+            [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03] + [UInt8](repeating: 0x42, count: 40)
+        )
         try servedPromptly(server, "during a stalled handshake")
         #expect(half.closedByServer(within: 5))
     }
@@ -181,7 +185,9 @@ struct ResilienceTests {
         }
         shutdown.start()
         DispatchQueue.concurrentPerform(iterations: 8) { c in
-            guard let conn = try? client.connect(), (try? conn.authenticate(user: "alice", token: token)) != nil else { return }
+            guard let conn = try? client.connect(), (try? conn.authenticate(user: "alice", token: token)) != nil else {
+                return
+            }
             var i = 0
             while true {
                 let batch = (0..<16).map { "stream \(c) \(i + $0)" }
@@ -212,8 +218,16 @@ final class Locked<Value>: @unchecked Sendable {
     private var value_: Value
     private let lock = NSLock()
     init(_ value: Value) { value_ = value }
-    func mutate(_ body: (inout Value) -> Void) { lock.lock(); body(&value_); lock.unlock() }
-    var value: Value { lock.lock(); defer { lock.unlock() }; return value_ }
+    func mutate(_ body: (inout Value) -> Void) {
+        lock.lock()
+        body(&value_)
+        lock.unlock()
+    }
+    var value: Value {
+        lock.lock()
+        defer { lock.unlock() }
+        return value_
+    }
 }
 
 /// Many connections at once: memory per connection and service for the others.
@@ -231,7 +245,9 @@ struct ScaleTests {
     @Test func tenThousandClientsHoldingHalfALineStayWithinTheDocumentedBound() throws {
         let clients = min(10_000, Self.descriptorsAvailable() - 512)
         let maxLine = 4096
-        let server = try ServerProcess(arguments: ["--max-line", String(maxLine), "--workers", "2", "--max-connections", "10100"])
+        let server = try ServerProcess(arguments: [
+            "--max-line", String(maxLine), "--workers", "2", "--max-connections", "10100",
+        ])
         let client = try server.client()
         let token = server.tokens["alice"]!
         let before = try #require(server.residentKiB())
@@ -274,6 +290,8 @@ struct ScaleTests {
             try c.writeRaw([0x0A])
             #expect(try c.readLine() == "ACK 1")
         }
-        print("scale: \(clients) connections holding \(maxLine / 2) bytes each: \(Int(perConnection)) bytes resident per connection")
+        print(
+            "scale: \(clients) connections holding \(maxLine / 2) bytes each: \(Int(perConnection)) bytes resident per connection"
+        )
     }
 }

@@ -26,10 +26,13 @@ extension ServerProcess {
         try ProcessRunner.run(
             "openssl",
             [
-                "s_client", "-connect", host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)", "-CAfile", pki.caCertificate, "-verify_return_error",
+                "s_client", "-connect", host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)", "-CAfile",
+                pki.caCertificate, "-verify_return_error",
                 "-verify_hostname", "localhost", "-quiet",
             ] + extra,
-            stdin: Data(input.utf8), timeout: 20)
+            stdin: Data(input.utf8),
+            timeout: 20
+        )
     }
 }
 

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `scripts/tls-scan.sh` runs sslscan and testssl.sh (Debian packages) against a server it
 /// starts; these tests read the scanners' own findings from its output, not just its verdict.
@@ -37,13 +37,20 @@ struct TLSScanTests {
             throw TestSupportError("\(tool) is not installed (apt-get install sslscan testssl.sh)")
         }
         let result = try ProcessRunner.run(
-            "/bin/bash", [Repository.root + "/scripts/tls-scan.sh", "--server", Repository.serverBinary] + arguments,
-            timeout: 240)
-        return Scan(status: result.status, lines: (result.stdout + result.stderr).split(separator: "\n").map(String.init))
+            "/bin/bash",
+            [Repository.root + "/scripts/tls-scan.sh", "--server", Repository.serverBinary] + arguments,
+            timeout: 240
+        )
+        return Scan(
+            status: result.status,
+            lines: (result.stdout + result.stderr).split(separator: "\n").map(String.init)
+        )
     }
 
     static let aead13 = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]
-    static let aead12 = ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"]
+    static let aead12 = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305",
+    ]
 
     @Test(arguments: ["1.3", "1.2"])
     func scannersFindNoWeakProtocolNoWeakCipherAndNoVulnerability(_ minTLS: String) throws {
@@ -72,14 +79,16 @@ struct TLSScanTests {
             #expect(byID[id]?.text.hasPrefix("not offered") == true, "\(id): \(String(describing: byID[id]))")
         }
         #expect(byID["TLS1_2"]?.text.hasPrefix(minTLS == "1.2" ? "offered" : "not offered") == true)
-        for id in ["cipherlist_NULL", "cipherlist_aNULL", "cipherlist_EXPORT", "cipherlist_LOW", "cipherlist_3DES_IDEA",
-            "cipherlist_AVERAGE"]
-        {
+        for id in [
+            "cipherlist_NULL", "cipherlist_aNULL", "cipherlist_EXPORT", "cipherlist_LOW", "cipherlist_3DES_IDEA",
+            "cipherlist_AVERAGE",
+        ] {
             #expect(byID[id]?.text.hasPrefix("not offered") == true, "\(id): \(String(describing: byID[id]))")
         }
-        for id in ["heartbleed", "CCS", "ROBOT", "secure_renego", "secure_client_renego", "CRIME_TLS", "POODLE_SSL",
-            "FREAK", "DROWN", "LOGJAM", "BEAST", "LUCKY13", "RC4"]
-        {
+        for id in [
+            "heartbleed", "CCS", "ROBOT", "secure_renego", "secure_client_renego", "CRIME_TLS", "POODLE_SSL",
+            "FREAK", "DROWN", "LOGJAM", "BEAST", "LUCKY13", "RC4",
+        ] {
             #expect(byID[id]?.severity == "OK", "\(id): \(String(describing: byID[id]))")
         }
         // testssl.sh reports SWEET32 only when a protocol that could carry 64-bit block ciphers is on.

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import GatehouseJournal
 
@@ -9,7 +9,9 @@ import TestSupport
 @Suite struct JSONEscapeTests {
     @Test func randomTextRoundTripsThroughAJSONParser() throws {
         var rng = SplitMix64(seed: 2026)
-        let alphabet: [Character] = ["a", "Z", "0", " ", "\"", "\\", "\t", "\n", "\r", "\u{01}", "\u{1F}", "\u{7F}", "é", "漢", "🚀", "/"]
+        let alphabet: [Character] = [
+            "a", "Z", "0", " ", "\"", "\\", "\t", "\n", "\r", "\u{01}", "\u{1F}", "\u{7F}", "é", "漢", "🚀", "/",
+        ]
         for round in 0..<2000 {
             let length = Int.random(in: 0...40, using: &rng)
             let text = String((0..<length).map { _ in alphabet.randomElement(using: &rng)! })
@@ -17,7 +19,10 @@ import TestSupport
             Array(text.utf8).withUnsafeBytes { JSON.appendEscaped($0, to: &out) }
             out.append(0x22)
             let parsed = try JSONSerialization.jsonObject(with: Data(out), options: .fragmentsAllowed) as? String
-            #expect(parsed == text, "round \(round): \(text.debugDescription) -> \(String(decoding: out, as: UTF8.self))")
+            #expect(
+                parsed == text,
+                "round \(round): \(text.debugDescription) -> \(String(decoding: out, as: UTF8.self))"
+            )
         }
     }
 

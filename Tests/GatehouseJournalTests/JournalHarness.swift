@@ -54,16 +54,30 @@ final class JournalFixture {
 
     /// A batch of one record per text, for user alice on connection 17.
     func batch(
-        _ texts: [String], worker: Int = 0, user: String = "alice", peer: String = "127.0.0.1:5000",
-        connection: UInt64 = 17, firstN: Int = 1
+        _ texts: [String],
+        worker: Int = 0,
+        user: String = "alice",
+        peer: String = "127.0.0.1:5000",
+        connection: UInt64 = 17,
+        firstN: Int = 1
     ) -> JournalBatch {
-        batch(bytes: texts.map { Array($0.utf8) }, worker: worker, user: user, peer: peer, connection: connection,
-            firstN: firstN)
+        batch(
+            bytes: texts.map { Array($0.utf8) },
+            worker: worker,
+            user: user,
+            peer: peer,
+            connection: connection,
+            firstN: firstN
+        )
     }
 
     func batch(
-        bytes texts: [[UInt8]], worker: Int = 0, user: String = "alice", peer: String = "127.0.0.1:5000",
-        connection: UInt64 = 17, firstN: Int = 1
+        bytes texts: [[UInt8]],
+        worker: Int = 0,
+        user: String = "alice",
+        peer: String = "127.0.0.1:5000",
+        connection: UInt64 = 17,
+        firstN: Int = 1
     ) -> JournalBatch {
         let batch = JournalBatch(worker: worker)
         let fields = JSON.connectionFields(user: user, peer: peer, connection: connection)

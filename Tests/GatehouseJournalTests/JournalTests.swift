@@ -75,7 +75,8 @@ import Testing
         let journal = try fixture.open(collector: collector)
         defer { journal.shutdown() }
         journal.submit(
-            fixture.batch(["hi"], user: #"we"ird\user"#, peer: "[::1]:6000", connection: 123_456_789_012, firstN: 41))
+            fixture.batch(["hi"], user: #"we"ird\user"#, peer: "[::1]:6000", connection: 123_456_789_012, firstN: 41)
+        )
         try #require(collector.wait(for: 1).count == 1)
         let record = try #require(try fixture.records().first)
         #expect(record["user"] as? String == #"we"ird\user"#)

@@ -1,6 +1,6 @@
 import GatehouseProtocol
-import Testing
 import TestSupport
+import Testing
 
 /// The framing rules of PROTOCOL.md, written as plainly as possible: split at LF, count each
 /// line as received (CR and LF included), drop one CR right before the LF. An unfinished tail
@@ -91,9 +91,11 @@ struct LineFramerTests {
     @Test func deliversManyLinesFromOneRead() {
         var f = LineFramer(maxLine: 100)
         let events = f.events("PING\r\nAUTH alice tok\nMSG one\r\n\nMSG two\nQUIT\n")
-        #expect(events == [
-            .text("PING"), .text("AUTH alice tok"), .text("MSG one"), .line([]), .text("MSG two"), .text("QUIT"),
-        ])
+        #expect(
+            events == [
+                .text("PING"), .text("AUTH alice tok"), .text("MSG one"), .line([]), .text("MSG two"), .text("QUIT"),
+            ]
+        )
         #expect(!f.hasPartialLine)
         #expect(f.bufferedBytes == 0)
     }
@@ -301,9 +303,11 @@ struct LineFramerTests {
 
     @Test func goesOnWithTheNextLineInTheSameRead() {
         var f = LineFramer(maxLine: 8)
-        #expect(f.events("MSG too long for this\nPING\nMSG 1234567\nQUIT\n") == [
-            .tooLong, .text("PING"), .tooLong, .text("QUIT"),
-        ])
+        #expect(
+            f.events("MSG too long for this\nPING\nMSG 1234567\nQUIT\n") == [
+                .tooLong, .text("PING"), .tooLong, .text("QUIT"),
+            ]
+        )
     }
 
     @Test func nextLineAfterDiscardIsCountedFromItsOwnStart() {
@@ -346,7 +350,10 @@ struct LineFramerTests {
         var f = LineFramer(maxLine: 4)
         var count = 0
         bytes("toolong\nPING\n").withUnsafeBytes { buf in
-            f.feed(buf) { _ in count += 1; return false }
+            f.feed(buf) { _ in
+                count += 1
+                return false
+            }
         }
         #expect(count == 1)
     }

@@ -1,6 +1,6 @@
 import GatehouseProtocol
-import Testing
 import TestSupport
+import Testing
 
 private func validate(_ line: [UInt8]) -> LineProblem? {
     line.withUnsafeBytes { LineValidator.validate($0) }
@@ -32,19 +32,21 @@ struct LineValidatorTests {
         #expect(validate(text) == nil)
     }
 
-    @Test(arguments: [
-        [0xC2, 0xA0],  // U+00A0, the first code point after the C1 block
-        [0xDF, 0xBF],  // U+07FF, last 2-byte
-        [0xE0, 0xA0, 0x80],  // U+0800, first 3-byte
-        [0xED, 0x9F, 0xBF],  // U+D7FF, just below the surrogates
-        [0xEE, 0x80, 0x80],  // U+E000, just above the surrogates
-        [0xEF, 0xBF, 0xBF],  // U+FFFF
-        [0xF0, 0x90, 0x80, 0x80],  // U+10000, first 4-byte
-        [0xF4, 0x8F, 0xBF, 0xBF],  // U+10FFFF, the last code point
-        [0xC3, 0xA9],  // é
-        [0xE6, 0xBC, 0xA2],  // 漢
-        [0xF0, 0x9F, 0x98, 0x80],  // 😀
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0xC2, 0xA0],  // U+00A0, the first code point after the C1 block
+            [0xDF, 0xBF],  // U+07FF, last 2-byte
+            [0xE0, 0xA0, 0x80],  // U+0800, first 3-byte
+            [0xED, 0x9F, 0xBF],  // U+D7FF, just below the surrogates
+            [0xEE, 0x80, 0x80],  // U+E000, just above the surrogates
+            [0xEF, 0xBF, 0xBF],  // U+FFFF
+            [0xF0, 0x90, 0x80, 0x80],  // U+10000, first 4-byte
+            [0xF4, 0x8F, 0xBF, 0xBF],  // U+10FFFF, the last code point
+            [0xC3, 0xA9],  // é
+            [0xE6, 0xBC, 0xA2],  // 漢
+            [0xF0, 0x9F, 0x98, 0x80],  // 😀
+        ] as [[UInt8]]
+    )
     func acceptsBoundaryCodePoints(_ seq: [UInt8]) {
         #expect(validate(seq) == nil)
         #expect(validate(bytes("MSG ") + seq + bytes(" end")) == nil)
@@ -61,41 +63,47 @@ struct LineValidatorTests {
 
     // MARK: - Invalid UTF-8
 
-    @Test(arguments: [
-        [0xC0, 0x80],  // overlong NUL
-        [0xC0, 0xAF],  // overlong "/"
-        [0xC1, 0xBF],  // overlong U+007F
-        [0xE0, 0x80, 0x80],  // overlong NUL, 3 bytes
-        [0xE0, 0x9F, 0xBF],  // overlong U+07FF
-        [0xF0, 0x80, 0x80, 0x80],  // overlong NUL, 4 bytes
-        [0xF0, 0x8F, 0xBF, 0xBF],  // overlong U+FFFF
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0xC0, 0x80],  // overlong NUL
+            [0xC0, 0xAF],  // overlong "/"
+            [0xC1, 0xBF],  // overlong U+007F
+            [0xE0, 0x80, 0x80],  // overlong NUL, 3 bytes
+            [0xE0, 0x9F, 0xBF],  // overlong U+07FF
+            [0xF0, 0x80, 0x80, 0x80],  // overlong NUL, 4 bytes
+            [0xF0, 0x8F, 0xBF, 0xBF],  // overlong U+FFFF
+        ] as [[UInt8]]
+    )
     func rejectsOverlongForms(_ seq: [UInt8]) {
         #expect(validate(seq) == .badUTF8)
         #expect(validate(bytes("MSG ") + seq) == .badUTF8)
     }
 
-    @Test(arguments: [
-        [0xED, 0xA0, 0x80],  // U+D800
-        [0xED, 0xAD, 0xBF],  // U+DB7F
-        [0xED, 0xB0, 0x80],  // U+DC00
-        [0xED, 0xBF, 0xBF],  // U+DFFF
-        [0xED, 0xA0, 0xBD, 0xED, 0xB8, 0x80],  // a CESU-8 surrogate pair for U+1F600
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0xED, 0xA0, 0x80],  // U+D800
+            [0xED, 0xAD, 0xBF],  // U+DB7F
+            [0xED, 0xB0, 0x80],  // U+DC00
+            [0xED, 0xBF, 0xBF],  // U+DFFF
+            [0xED, 0xA0, 0xBD, 0xED, 0xB8, 0x80],  // a CESU-8 surrogate pair for U+1F600
+        ] as [[UInt8]]
+    )
     func rejectsEncodedSurrogates(_ seq: [UInt8]) {
         #expect(validate(seq) == .badUTF8)
         #expect(validate(bytes("MSG x") + seq + bytes("y")) == .badUTF8)
     }
 
-    @Test(arguments: [
-        [0xF4, 0x90, 0x80, 0x80],  // U+110000
-        [0xF4, 0xBF, 0xBF, 0xBF],
-        [0xF5, 0x80, 0x80, 0x80],
-        [0xF7, 0xBF, 0xBF, 0xBF],  // U+1FFFFF
-        [0xF8, 0x88, 0x80, 0x80, 0x80],  // old 5-byte form
-        [0xFC, 0x84, 0x80, 0x80, 0x80, 0x80],  // old 6-byte form
-        [0xFE], [0xFF], [0xFF, 0xFE],
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0xF4, 0x90, 0x80, 0x80],  // U+110000
+            [0xF4, 0xBF, 0xBF, 0xBF],
+            [0xF5, 0x80, 0x80, 0x80],
+            [0xF7, 0xBF, 0xBF, 0xBF],  // U+1FFFFF
+            [0xF8, 0x88, 0x80, 0x80, 0x80],  // old 5-byte form
+            [0xFC, 0x84, 0x80, 0x80, 0x80, 0x80],  // old 6-byte form
+            [0xFE], [0xFF], [0xFF, 0xFE],
+        ] as [[UInt8]]
+    )
     func rejectsCodePointsAboveU10FFFFAndInvalidLeads(_ seq: [UInt8]) {
         #expect(validate(seq) == .badUTF8)
     }
@@ -105,9 +113,11 @@ struct LineValidatorTests {
         #expect(validate([UInt8(lead), 0x80, 0x80, 0x80]) == .badUTF8)
     }
 
-    @Test(arguments: [
-        [0xC3], [0xE6], [0xE6, 0xBC], [0xF0], [0xF0, 0x9F], [0xF0, 0x9F, 0x98],
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0xC3], [0xE6], [0xE6, 0xBC], [0xF0], [0xF0, 0x9F], [0xF0, 0x9F, 0x98],
+        ] as [[UInt8]]
+    )
     func rejectsTruncatedSequences(_ seq: [UInt8]) {
         #expect(validate(seq) == .badUTF8)  // alone
         #expect(validate(bytes("MSG ") + seq) == .badUTF8)  // at the end of the line
@@ -115,11 +125,13 @@ struct LineValidatorTests {
         #expect(validate(bytes("MSG ") + seq + [0xC3, 0xA9]) == .badUTF8)  // cut short by a new lead
     }
 
-    @Test(arguments: [
-        [0x80], [0xBF], [0x80, 0x80], [0x61, 0x80, 0x62],
-        [0xC3, 0xA9, 0xA9],  // é and one continuation too many
-        [0xF0, 0x9F, 0x98, 0x80, 0x80],  // 😀 and one too many
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0x80], [0xBF], [0x80, 0x80], [0x61, 0x80, 0x62],
+            [0xC3, 0xA9, 0xA9],  // é and one continuation too many
+            [0xF0, 0x9F, 0x98, 0x80, 0x80],  // 😀 and one too many
+        ] as [[UInt8]]
+    )
     func rejectsStrayContinuationBytes(_ seq: [UInt8]) {
         #expect(validate(seq) == .badUTF8)
     }
@@ -173,15 +185,17 @@ struct LineValidatorTests {
 
     // MARK: - BAD_UTF8 before BAD_CHAR
 
-    @Test(arguments: [
-        [0x00, 0xFF],  // control first, bad UTF-8 after
-        [0xFF, 0x00],  // bad UTF-8 first
-        [0x01, 0x20, 0xC3, 0xA9, 0x20, 0xC0, 0x80],
-        [0xC2, 0x85, 0xED, 0xA0, 0x80],  // C1 control, then a surrogate
-        [0x7F, 0x61, 0x62, 0xC3],  // DEL, then a truncated sequence at the end
-        [0xE6, 0xBC, 0x00],  // a truncated sequence whose next byte is NUL
-        [0x09, 0x1B, 0x5B, 0x6D, 0x80],  // escape sequence, stray continuation
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0x00, 0xFF],  // control first, bad UTF-8 after
+            [0xFF, 0x00],  // bad UTF-8 first
+            [0x01, 0x20, 0xC3, 0xA9, 0x20, 0xC0, 0x80],
+            [0xC2, 0x85, 0xED, 0xA0, 0x80],  // C1 control, then a surrogate
+            [0x7F, 0x61, 0x62, 0xC3],  // DEL, then a truncated sequence at the end
+            [0xE6, 0xBC, 0x00],  // a truncated sequence whose next byte is NUL
+            [0x09, 0x1B, 0x5B, 0x6D, 0x80],  // escape sequence, stray continuation
+        ] as [[UInt8]]
+    )
     func badUTF8WinsOverBadCharAnywhereInTheLine(_ seq: [UInt8]) {
         #expect(validate(seq) == .badUTF8)
     }

@@ -1,6 +1,6 @@
 import GatehouseProtocol
-import Testing
 import TestSupport
+import Testing
 
 private func wire(_ reply: Reply) -> String {
     var out: [UInt8] = []
@@ -129,10 +129,12 @@ struct ReplyTests {
     // MARK: - Codes
 
     @Test func errorCodesAreThoseOfTheProtocol() {
-        #expect(ErrorCode.allCases.map(\.rawValue) == [
-            "NOAUTH", "AUTH_FAILED", "SYNTAX", "UNKNOWN_COMMAND", "EMPTY", "TOO_LONG", "BAD_UTF8", "BAD_CHAR",
-            "RATE_LIMITED", "UNAVAILABLE", "TOO_MANY_ERRORS", "BUSY", "IDLE_TIMEOUT", "SHUTTING_DOWN",
-        ])
+        #expect(
+            ErrorCode.allCases.map(\.rawValue) == [
+                "NOAUTH", "AUTH_FAILED", "SYNTAX", "UNKNOWN_COMMAND", "EMPTY", "TOO_LONG", "BAD_UTF8", "BAD_CHAR",
+                "RATE_LIMITED", "UNAVAILABLE", "TOO_MANY_ERRORS", "BUSY", "IDLE_TIMEOUT", "SHUTTING_DOWN",
+            ]
+        )
     }
 
     @Test(arguments: [

@@ -360,10 +360,12 @@ struct SessionTests {
     @Test func pipelinedSessionGetsOneReplyPerLineInOrder() {
         var p = Pipeline()
         p.send("PING\r\nMSG early\nAUTH alice bad\nAUTH alice good\r\nMSG one\nMSG  two\r\nmsg\nQUIT\nPING\n")
-        #expect(p.replies == [
-            "PONG", "ERR NOAUTH authenticate with AUTH first", "ERR AUTH_FAILED unknown user or wrong token",
-            "OK AUTH alice", "ACK 1", "ACK 2", "ERR EMPTY MSG needs text", "BYE",
-        ])
+        #expect(
+            p.replies == [
+                "PONG", "ERR NOAUTH authenticate with AUTH first", "ERR AUTH_FAILED unknown user or wrong token",
+                "OK AUTH alice", "ACK 1", "ACK 2", "ERR EMPTY MSG needs text", "BYE",
+            ]
+        )
         #expect(p.journal == [bytes("one"), bytes(" two")])
         #expect(p.closed)
     }
@@ -390,19 +392,23 @@ struct SessionTests {
     @Test func loneCRIsABadCharacterOnTheWire() {
         var p = Pipeline(certificateUser: "alice")
         p.send("MSG a\rb\r\nPING\r\r\n")
-        #expect(p.replies.map { $0.split(separator: " ").prefix(2).joined(separator: " ") } == [
-            "ERR BAD_CHAR", "ERR BAD_CHAR",
-        ])
+        #expect(
+            p.replies.map { $0.split(separator: " ").prefix(2).joined(separator: " ") } == [
+                "ERR BAD_CHAR", "ERR BAD_CHAR",
+            ]
+        )
     }
 
     @Test func tooManyErrorsStopsReadingFurtherLines() {
         var p = Pipeline(errorBudget: 3)
         p.send("X\nY\nZ\nPING\nPING\n")
-        #expect(p.replies == [
-            "ERR UNKNOWN_COMMAND expected AUTH, MSG, PING or QUIT",
-            "ERR UNKNOWN_COMMAND expected AUTH, MSG, PING or QUIT",
-            "ERR TOO_MANY_ERRORS error budget spent; closing",
-        ])
+        #expect(
+            p.replies == [
+                "ERR UNKNOWN_COMMAND expected AUTH, MSG, PING or QUIT",
+                "ERR UNKNOWN_COMMAND expected AUTH, MSG, PING or QUIT",
+                "ERR TOO_MANY_ERRORS error budget spent; closing",
+            ]
+        )
         #expect(p.closed)
     }
 }

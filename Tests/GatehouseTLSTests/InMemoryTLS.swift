@@ -35,7 +35,9 @@ final class InMemoryTLSPair {
 
     /// - Parameter serverName: SNI and, when `verifyHost` is set, the name the server's certificate must carry.
     init(
-        client clientContext: TLSContext, server serverContext: TLSContext, serverName: String? = "localhost",
+        client clientContext: TLSContext,
+        server serverContext: TLSContext,
+        serverName: String? = "localhost",
         verifyHost: Bool = true
     ) throws {
         client = try TLSConnection(inMemory: clientContext)

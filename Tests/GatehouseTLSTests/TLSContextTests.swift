@@ -27,7 +27,9 @@ import Testing
         let certs = try Certificates()
         let rsa = certs.directory.file("rsa.key")
         let made = try ProcessRunner.run(
-            "openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", rsa])
+            "openssl",
+            ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", rsa]
+        )
         try #require(made.status == 0, "\(made.stderr)")
         var config = certs.serverConfiguration()
         config.privateKeyFile = rsa

@@ -127,7 +127,9 @@ import Testing
     @Test func serverAllowing12StillPrefers13() throws {
         let certs = try Certificates()
         let pair = try InMemoryTLSPair(
-            client: try certs.clientContext(), server: try certs.serverContext { $0.minimumVersion = .v1_2 })
+            client: try certs.clientContext(),
+            server: try certs.serverContext { $0.minimumVersion = .v1_2 }
+        )
         try #require(pair.handshake().succeeded)
         #expect(pair.server.protocolVersion == "TLSv1.3")
     }
@@ -162,7 +164,10 @@ import Testing
     func wrongHostNameFailsVerification(_ name: String) throws {
         let certs = try Certificates()
         let pair = try InMemoryTLSPair(
-            client: try certs.clientContext(), server: try certs.serverContext(), serverName: name)
+            client: try certs.clientContext(),
+            server: try certs.serverContext(),
+            serverName: name
+        )
         let result = pair.handshake()
         #expect(!result.succeeded)
         let error = try #require(result.client.error, "client: \(result.client)")
@@ -174,7 +179,10 @@ import Testing
     func matchingHostNameOrAddressVerifies(_ name: String) throws {
         let certs = try Certificates()
         let pair = try InMemoryTLSPair(
-            client: try certs.clientContext(), server: try certs.serverContext(), serverName: name)
+            client: try certs.clientContext(),
+            server: try certs.serverContext(),
+            serverName: name
+        )
         let result = pair.handshake()
         #expect(result.succeeded, "client: \(result.client), server: \(result.server)")
     }
@@ -182,8 +190,11 @@ import Testing
     @Test func wrongNameIsAcceptedWhenHostVerificationIsOff() throws {
         let certs = try Certificates()
         let pair = try InMemoryTLSPair(
-            client: try certs.clientContext(), server: try certs.serverContext(), serverName: "example.com",
-            verifyHost: false)
+            client: try certs.clientContext(),
+            server: try certs.serverContext(),
+            serverName: "example.com",
+            verifyHost: false
+        )
         #expect(pair.handshake().succeeded)
         // The chain was still verified against the CA.
         #expect(pair.client.verifiedPeerCommonName == "localhost")
@@ -249,7 +260,9 @@ import Testing
         let certs = try Certificates()
         let other = try certs.makeOtherPKI()
         let pair = try InMemoryTLSPair(
-            client: try aliceClient(certs, from: other), server: try mutualServer(certs, mode))
+            client: try aliceClient(certs, from: other),
+            server: try mutualServer(certs, mode)
+        )
         let result = pair.handshake()
         #expect(!result.succeeded)
         let error = try #require(result.server.error, "server: \(result.server)")

@@ -12,8 +12,12 @@ public enum ProcessRunner {
     /// Runs `executable` with `arguments`, feeding `stdin`, and waits at most `timeout` seconds.
     @discardableResult
     public static func run(
-        _ executable: String, _ arguments: [String], stdin: Data? = nil, environment: [String: String]? = nil,
-        currentDirectory: String? = nil, timeout: TimeInterval = 30
+        _ executable: String,
+        _ arguments: [String],
+        stdin: Data? = nil,
+        environment: [String: String]? = nil,
+        currentDirectory: String? = nil,
+        timeout: TimeInterval = 30
     ) throws -> ProcessResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : try which(executable))

@@ -25,12 +25,16 @@ public final class ServerProcess: @unchecked Sendable {
     /// Makes certificates (with client certificates for `clients`), issues a token for each of
     /// `users`, starts the server with `arguments` and waits until it listens.
     public init(
-        users: [String] = ["alice"], clients: [String] = [], arguments: [String] = [], pki reuse: TestPKI? = nil,
+        users: [String] = ["alice"],
+        clients: [String] = [],
+        arguments: [String] = [],
+        pki reuse: TestPKI? = nil,
         host: String = "127.0.0.1"
     ) throws {
         self.host = host
         directory = try TemporaryDirectory(prefix: "gatehouse-server")
-        pki = try reuse ?? TestPKI.make(in: directory.file("pki"), extraArguments: clients.flatMap { ["--client", $0] })
+        pki =
+            try reuse ?? TestPKI.make(in: directory.file("pki"), extraArguments: clients.flatMap { ["--client", $0] })
         tokensFile = directory.file("tokens")
         journalFile = directory.file("journal.jsonl")
         logFile = directory.file("server.log")

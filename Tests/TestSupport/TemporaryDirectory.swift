@@ -43,7 +43,8 @@ public enum Repository {
             Bundle.main.bundleURL.deletingLastPathComponent(),
             Bundle.main.bundleURL,
         ]
-        for url in candidates where FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("gatehouse-server").path) {
+        for url in candidates
+        where FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("gatehouse-server").path) {
             return url.path
         }
         return root + "/.build/debug"

@@ -12,7 +12,10 @@ public struct TestPKI: Sendable {
     /// Runs `scripts/gen-certs.sh --out DIR --quiet` plus `extraArguments`.
     public static func make(in directory: String, extraArguments: [String] = []) throws -> TestPKI {
         let result = try ProcessRunner.run(
-            "/bin/bash", [Repository.genCerts, "--out", directory, "--quiet"] + extraArguments, timeout: 60)
+            "/bin/bash",
+            [Repository.genCerts, "--out", directory, "--quiet"] + extraArguments,
+            timeout: 60
+        )
         guard result.status == 0 else {
             throw TestSupportError("gen-certs.sh failed (\(result.status)): \(result.stderr)")
         }
