@@ -51,10 +51,14 @@ public struct SendSummary: Sendable {
 public struct PipelinedSender {
     public let window: Int
     public let replyTimeoutMs: Int
+    /// A descriptor that becomes readable when the user interrupts (an eventfd a SIGINT handler
+    /// signals): the send stops and reports what was and was not acknowledged.
+    public var interruptFD: Int32?
 
-    public init(window: Int, replyTimeoutMs: Int = 30_000) {
+    public init(window: Int, replyTimeoutMs: Int = 30_000, interruptFD: Int32? = nil) {
         self.window = max(1, window)
         self.replyTimeoutMs = replyTimeoutMs
+        self.interruptFD = interruptFD
     }
 
     /// Runs the send. `onOutcome` is called for each answered message, in order.
@@ -81,7 +85,8 @@ public struct PipelinedSender {
             buffered.removeAll()
             if source.isExhausted && inFlight.isEmpty { break }
             let needInput = inFlight.count < window && !source.isExhausted
-            let watch = needInput ? (source.waitDescriptor.map { [$0] } ?? []) : []
+            var watch = needInput ? (source.waitDescriptor.map { [$0] } ?? []) : []
+            if let interruptFD { watch.append(interruptFD) }
             ready.removeAll()
             let outcome = connection.pump(
                 lines: &lines,
@@ -90,6 +95,10 @@ public struct PipelinedSender {
                 watch: watch,
                 readyWatched: &ready
             )
+            if let interruptFD, ready.contains(interruptFD) {
+                summary.connectionError = ClientError(.closed, "interrupted")
+                break outer
+            }
             if !ready.isEmpty { source.readAvailable() }
             for line in lines {
                 lastProgress = Process.monotonicNanoseconds()

@@ -68,7 +68,13 @@ struct Send: ParsableCommand {
         let timeoutMs = try connection.configuration().timeoutMs
         var refusedNames: [String] = []
         var lastAcked: String?
-        let summary = PipelinedSender(window: window, replyTimeoutMs: max(timeoutMs, 1000)).run(
+        // Ctrl-C stops the send and still reports what was and was not acknowledged.
+        let interrupt = Interrupt.install()
+        let summary = PipelinedSender(
+            window: window,
+            replyTimeoutMs: max(timeoutMs, 1000),
+            interruptFD: interrupt
+        ).run(
             connection: session.connection,
             source: source,
             scratch: scratch
@@ -96,7 +102,10 @@ struct Send: ParsableCommand {
     {
         let counts = "\(summary.acknowledged) acknowledged, \(summary.refused) refused"
         if let error = summary.connectionError {
-            Console.error("gatehouse: the connection broke: \(error.message)")
+            Console.error(
+                error.message == "interrupted"
+                    ? "gatehouse: interrupted" : "gatehouse: the connection broke: \(error.message)"
+            )
             Console.error("gatehouse: \(counts); last acknowledged: \(lastAcked ?? "none")")
             if !summary.unanswered.isEmpty {
                 let names = summary.unanswered.map(\.label).joined(separator: ", ")
@@ -108,7 +117,7 @@ struct Send: ParsableCommand {
             }
             if !rest.isEmpty { Console.error("gatehouse: not sent: \(rest.joined(separator: ", "))") }
             if quiet { Console.out(counts + ", connection broke") }
-            throw ExitCode(ExitStatus.interrupted)
+            throw ExitCode(error.message == "interrupted" ? 130 : ExitStatus.interrupted)
         }
         if quiet || !refused.isEmpty {
             let text = refused.isEmpty ? counts : counts + " (\(refused.joined(separator: ", ")))"
@@ -123,5 +132,32 @@ struct Send: ParsableCommand {
             c.isASCII && (c.asciiValue! < 0x20 || c.asciiValue! == 0x7F) ? "?" : c
         }
         return String(shown) + (text.count > 40 ? "… (\(text.count) bytes)" : "")
+    }
+}
+
+/// SIGINT during `send`: the handler only signals an eventfd (async-signal-safe), which the
+/// sender watches next to the socket.
+enum Interrupt {
+    nonisolated(unsafe) private static var fd: Int32 = -1
+
+    /// Installs the handler once and returns the eventfd it signals, or nil if none could be made.
+    static func install() -> Int32? {
+        if fd < 0 {
+            guard let made = try? EventFD.create() else { return nil }
+            fd = made.release()
+        }
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in
+            var one: UInt64 = 1
+            _ = write(Interrupt.fd, &one, 8)
+        }
+        sigemptyset(&action.sa_mask)
+        sigaction(SIGINT, &action, nil)
+        // A parent may have started us with SIGINT blocked (Foundation's Process does).
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        return fd
     }
 }

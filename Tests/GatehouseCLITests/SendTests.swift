@@ -91,4 +91,48 @@ struct SendTests {
         #expect(result.stderr.contains("not sent: line 6, line 7"), "\(result.stderr)")
         #expect(try server.journalTexts() == ["ok 1", "ok 2"])
     }
+
+    @Test func interruptReportsWhatWasAndWasNotAcknowledged() throws {
+        let server = try ServerProcess()
+        let client = Client(server)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Repository.clientBinary)
+        process.arguments = ["send"]
+        process.environment = [
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            "GATEHOUSE_HOST": server.host, "GATEHOUSE_PORT": String(server.port),
+            "GATEHOUSE_SERVER_NAME": client.serverName, "GATEHOUSE_USER": "alice",
+            "GATEHOUSE_TOKEN": server.tokens["alice"]!, "GATEHOUSE_CA": server.pki.caCertificate,
+        ]
+        process.currentDirectoryURL = URL(fileURLWithPath: server.directory.path)
+        let input = Pipe()
+        let outFile = server.directory.file("send.out")
+        let errFile = server.directory.file("send.err")
+        _ = FileManager.default.createFile(atPath: outFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: errFile, contents: nil)
+        process.standardInput = input
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errFile))
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        // Two lines, then the input stays open: the send waits for more until Ctrl-C.
+        input.fileHandleForWriting.write(Data("first\nsecond\n".utf8))
+        let deadline = Date().addingTimeInterval(20)
+        var out = ""
+        while Date() < deadline && !out.contains("ACK 2") {
+            usleep(20_000)
+            out = (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? ""
+        }
+        #expect(out.split(separator: "\n") == ["ACK 1", "ACK 2"])
+        kill(process.processIdentifier, SIGINT)
+        let exitBy = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < exitBy { usleep(10_000) }
+        #expect(!process.isRunning)
+        #expect(process.terminationStatus == 130)
+        let err = (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? ""
+        #expect(err.contains("gatehouse: interrupted"), "\(err)")
+        #expect(err.contains("2 acknowledged, 0 refused; last acknowledged: line 2"), "\(err)")
+        #expect(err.contains("not sent: all input after line 2"), "\(err)")
+        #expect(try server.journalTexts() == ["first", "second"])
+    }
 }
