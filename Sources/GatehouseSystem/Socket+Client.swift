@@ -16,14 +16,8 @@ extension Socket {
     /// Starts a non-blocking connect with TCP_NODELAY. `inProgress` is set when the kernel
     /// answered EINPROGRESS: wait for the socket to become writable, then ask `connectResult`.
     public static func startConnect(to address: SocketAddress, inProgress: inout Bool) throws(SystemError) -> OwnedFD {
-        let family = Int32(address.storage.ss_family)
-        let raw = socket(
-            family,
-            Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_NONBLOCK | CGatehouseLinux_SOCK_CLOEXEC,
-            0
-        )
-        guard raw >= 0 else { throw SystemError("socket", errno: errno) }
-        let fd = OwnedFD(taking: raw)
+        let fd = try stream(family: Int32(address.storage.ss_family), nonBlocking: true)
+        let raw = fd.raw
         var one: Int32 = 1
         setsockopt(raw, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         var storage = address.storage

@@ -103,17 +103,20 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 }
 
 public enum Socket {
+    /// A new TCP socket of `family`, close-on-exec, optionally non-blocking.
+    public static func stream(family: Int32, nonBlocking: Bool) throws(SystemError) -> OwnedFD {
+        let flags = CGatehouseLinux_SOCK_CLOEXEC | (nonBlocking ? CGatehouseLinux_SOCK_NONBLOCK : 0)
+        let raw = socket(family, Int32(SOCK_STREAM.rawValue) | flags, 0)
+        guard raw >= 0 else { throw SystemError("socket", errno: errno) }
+        return OwnedFD(taking: raw)
+    }
+
     /// A non-blocking listening socket on `address`, with SO_REUSEADDR, SO_REUSEPORT (so each
     /// worker can have its own) and, for `::`, dual-stack.
     public static func listen(on address: SocketAddress, backlog: Int32 = 4096) throws(SystemError) -> OwnedFD {
         let family = Int32(address.storage.ss_family)
-        let raw = socket(
-            family,
-            Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_NONBLOCK | CGatehouseLinux_SOCK_CLOEXEC,
-            0
-        )
-        guard raw >= 0 else { throw SystemError("socket", errno: errno) }
-        let fd = OwnedFD(taking: raw)
+        let fd = try stream(family: family, nonBlocking: true)
+        let raw = fd.raw
         var one: Int32 = 1
         var zero: Int32 = 0
         setsockopt(raw, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -176,15 +179,12 @@ public enum Socket {
     public static func connect(host: String, port: Int) throws(SystemError) -> OwnedFD {
         var lastErrno: Int32 = ECONNREFUSED
         for address in try SocketAddress.resolve(host: host, port: port, passive: false) {
-            let raw = socket(
-                Int32(address.storage.ss_family),
-                Int32(SOCK_STREAM.rawValue) | CGatehouseLinux_SOCK_CLOEXEC,
-                0
-            )
-            if raw < 0 {
-                lastErrno = errno
+            let fd: OwnedFD
+            do { fd = try stream(family: Int32(address.storage.ss_family), nonBlocking: false) } catch {
+                lastErrno = error.errno
                 continue
             }
+            let raw = fd.raw
             var storage = address.storage
             var rc: Int32
             repeat {
@@ -195,10 +195,9 @@ public enum Socket {
             if rc == 0 {
                 var one: Int32 = 1
                 setsockopt(raw, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-                return OwnedFD(taking: raw)
+                return fd
             }
-            lastErrno = errno
-            Glibc.close(raw)
+            lastErrno = errno  // `fd` closes itself here
         }
         throw SystemError("connect(\(host):\(port))", errno: lastErrno)
     }
