@@ -127,7 +127,7 @@ struct SendTests {
         kill(process.processIdentifier, SIGINT)
         let exitBy = Date().addingTimeInterval(10)
         while process.isRunning && Date() < exitBy { usleep(10_000) }
-        #expect(!process.isRunning)
+        try #require(!process.isRunning, "gatehouse send did not stop on SIGINT")
         #expect(process.terminationStatus == 130)
         let err = (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? ""
         #expect(err.contains("gatehouse: interrupted"), "\(err)")

@@ -144,33 +144,50 @@ public final class ServerProcess: @unchecked Sendable {
 }
 
 /// Every server a test started and has not stopped, killed when the test process exits, so
-/// that no server outlives the test run even when a test forgets it or a suite fails midway.
+/// that no server outlives the test run even when a test forgets it, a suite fails midway, or the
+/// test process crashes (a trap, a fatal signal): the signal handler only calls kill(2), which is
+/// async-signal-safe, on a fixed table, then lets the signal take its usual course.
 public enum ChildProcesses {
-    nonisolated(unsafe) private static var pids: Set<Int32> = []
+    private static let capacity = 4096
+    nonisolated(unsafe) private static let table: UnsafeMutablePointer<Int32> = {
+        let t = UnsafeMutablePointer<Int32>.allocate(capacity: capacity)
+        t.initialize(repeating: 0, count: capacity)
+        return t
+    }()
     private static let lock = NSLock()
     nonisolated(unsafe) private static var installed = false
 
     static func register(_ pid: Int32) {
         lock.lock()
         defer { lock.unlock() }
-        pids.insert(pid)
+        if let free = (0..<capacity).first(where: { table[$0] == 0 }) { table[free] = pid }
         if !installed {
             installed = true
             atexit { ChildProcesses.killAll() }
+            for sig in [SIGTRAP, SIGILL, SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGTERM, SIGINT] {
+                var action = sigaction()
+                action.__sigaction_handler.sa_handler = { sig in
+                    ChildProcesses.killAll()
+                    signal(sig, SIG_DFL)
+                    raise(sig)
+                }
+                sigemptyset(&action.sa_mask)
+                sigaction(sig, &action, nil)
+            }
         }
     }
 
     static func unregister(_ pid: Int32) {
         lock.lock()
-        pids.remove(pid)
-        lock.unlock()
+        defer { lock.unlock() }
+        for i in 0..<capacity where table[i] == pid { table[i] = 0 }
     }
 
+    /// Kills every registered server. Async-signal-safe: no lock, no allocation.
     static func killAll() {
-        lock.lock()
-        let all = pids
-        pids.removeAll()
-        lock.unlock()
-        for pid in all { kill(pid, SIGKILL) }
+        for i in 0..<capacity where table[i] > 0 {
+            kill(table[i], SIGKILL)
+            table[i] = 0
+        }
     }
 }
