@@ -66,18 +66,14 @@ final class Worker {
 
     /// Runs until the server stops or, when draining, until the last connection closes.
     func run() {
-        let maxEvents: Int32 = 256
-        let events = UnsafeMutablePointer<UInt32>.allocate(capacity: Int(maxEvents))
-        let data = UnsafeMutablePointer<UInt64>.allocate(capacity: Int(maxEvents))
-        defer {
-            events.deallocate()
-            data.deallocate()
-        }
+        let ready = EpollEvents(capacity: 256)
+        let events = ready.events
+        let data = ready.data
         now = Process.monotonicNanoseconds()
         while true {
             let timeout = nextTimeoutMs()
             let n: Int
-            do { n = try Epoll.wait(epoll, events: events, data: data, max: maxEvents, timeoutMs: timeout) } catch {
+            do { n = try ready.wait(on: epoll, timeoutMs: timeout) } catch {
                 logger.critical("epoll failed", metadata: ["error": "\(error)"])
                 return
             }

@@ -86,6 +86,30 @@ public enum Epoll {
     }
 }
 
+/// Room for the events one `epoll_wait` returns, owned by the one thread that waits.
+public final class EpollEvents {
+    public let capacity: Int32
+    /// The event bits and the data word of each returned event, valid up to the last `wait`'s count.
+    public let events: UnsafeMutablePointer<UInt32>
+    public let data: UnsafeMutablePointer<UInt64>
+
+    public init(capacity: Int32) {
+        self.capacity = capacity
+        events = .allocate(capacity: Int(capacity))
+        data = .allocate(capacity: Int(capacity))
+    }
+
+    deinit {
+        events.deallocate()
+        data.deallocate()
+    }
+
+    /// Waits on `epfd` up to `timeoutMs` (-1: forever); returns how many events were filled in.
+    public func wait(on epfd: Int32, timeoutMs: Int32) throws(SystemError) -> Int {
+        try Epoll.wait(epfd, events: events, data: data, max: capacity, timeoutMs: timeoutMs)
+    }
+}
+
 public enum EventFD {
     public static func create() throws(SystemError) -> OwnedFD {
         let fd = CGatehouseLinux_eventfd(0, CGatehouseLinux_EFD_NONBLOCK | CGatehouseLinux_EFD_CLOEXEC)

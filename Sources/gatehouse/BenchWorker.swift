@@ -52,18 +52,13 @@ final class BenchWorker {
 
     /// Runs the worker's share to the end and hands its tallies to `shared`.
     func run() {
-        let maxEvents: Int32 = 512
-        let events = UnsafeMutablePointer<UInt32>.allocate(capacity: Int(maxEvents))
-        let data = UnsafeMutablePointer<UInt64>.allocate(capacity: Int(maxEvents))
-        defer {
-            events.deallocate()
-            data.deallocate()
-        }
+        let ready = EpollEvents(capacity: 512)
+        let data = ready.data
         var lastSweep: UInt64 = 0
         now = Process.monotonicNanoseconds()
         startOpening()
         while !finished() {
-            let n = (try? Epoll.wait(epoll.raw, events: events, data: data, max: maxEvents, timeoutMs: 50)) ?? 0
+            let n = (try? ready.wait(on: epoll.raw, timeoutMs: 50)) ?? 0
             now = Process.monotonicNanoseconds()
             for i in 0..<n { service(Int(data[i])) }
             if now - lastSweep > 50_000_000 {
