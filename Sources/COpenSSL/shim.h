@@ -12,6 +12,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <openssl/pem.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 static inline int COpenSSL_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
     return (int)SSL_CTX_set_min_proto_version(ctx, version);
@@ -71,6 +73,28 @@ static inline int COpenSSL_sk_GENERAL_NAME_num(const GENERAL_NAMES *names) {
 static inline GENERAL_NAME *COpenSSL_sk_GENERAL_NAME_value(const GENERAL_NAMES *names, int i) {
     return sk_GENERAL_NAME_value(names, i);
 }
+// Session-ticket keys (SSL_CTX_set_tlsext_ticket_key_evp_cb): sets up the ticket cipher
+// (AES-256-CBC) and its HMAC (SHA-256) from one key of the server's ring. OSSL_PARAM arrays are
+// C compound literals over string constants; building them from Swift would copy every name.
+// With `encrypt`, `iv` is filled with fresh random bytes; otherwise it is the ticket's IV.
+// Returns 1 on success, 0 on failure (the caller answers -1: an internal error).
+static inline int COpenSSL_ticket_key_setup(EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac,
+                                            const unsigned char aes_key[32],
+                                            const unsigned char hmac_key[32],
+                                            unsigned char *iv, int encrypt) {
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)hmac_key, 32);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    if (encrypt) {
+        if (RAND_bytes(iv, 16) != 1) return 0;
+        if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, aes_key, iv) != 1) return 0;
+    } else {
+        if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, aes_key, iv) != 1) return 0;
+    }
+    return EVP_MAC_CTX_set_params(mac, params) == 1;
+}
+
 // OPENSSL_free is a macro over CRYPTO_free with the caller's file and line.
 static inline void COpenSSL_OPENSSL_free(void *p) { OPENSSL_free(p); }
 

@@ -90,7 +90,7 @@ public struct ClientIdentityMap: Sendable, Equatable {
             case "uri": selector = .uri(value)
             default: throw AuthError("\(at): unknown selector '\(left[..<colon])' (use CN, DNS, email or URI)")
             }
-            if rules.contains(where: { $0.selector == selector }) {
+            if rules.contains(where: { $0.selector.description.utf8.elementsEqual(selector.description.utf8) }) {
                 throw AuthError("\(at): \(selector) is mapped twice")
             }
             rules.append(Rule(selector: selector, user: user))
@@ -98,23 +98,25 @@ public struct ClientIdentityMap: Sendable, Equatable {
         self.rules = rules
     }
 
-    /// Loads the map from `path`. Refuses a file that other users can read or write: whoever
-    /// can edit it can map their certificate to any user.
+    /// Loads the map from `path`. Refuses a file that others can read or write (see
+    /// `SecretFile`): whoever can edit it can map their certificate to any user.
     ///
     /// > Warning: blocking file I/O. Call at start-up or on SIGHUP, never on a worker.
-    public static func load(_ path: String) throws(AuthError) -> ClientIdentityMap {
-        try FilePermissions.requirePrivate(path, what: "client map")
-        return try ClientIdentityMap(parsing: try TokenFile.readAll(path), source: path)
+    public static func load(_ path: String, allowGroupRead: Bool = false) throws(AuthError) -> ClientIdentityMap {
+        let bytes = try SecretFile.read(path, what: "client map", allowGroupRead: allowGroupRead)
+        return try ClientIdentityMap(parsing: String(decoding: bytes, as: UTF8.self), source: path)
     }
 }
 
 extension ClientIdentityMap.Selector {
     func matches(_ identity: CertificateIdentity) -> Bool {
         switch self {
-        case .commonName(let v): identity.commonName == v
-        case .dns(let v): identity.dnsNames.contains { $0.asciiLowercased() == v }
-        case .email(let v): identity.emails.contains { $0.asciiLowercased() == v }
-        case .uri(let v): identity.uris.contains(v)
+        // Byte for byte, as documented: Swift's String == is Unicode canonical equivalence, under
+        // which a differently composed CN would match a rule written for another name.
+        case .commonName(let v): identity.commonName.map { $0.utf8.elementsEqual(v.utf8) } ?? false
+        case .dns(let v): identity.dnsNames.contains { $0.asciiLowercased().utf8.elementsEqual(v.utf8) }
+        case .email(let v): identity.emails.contains { $0.asciiLowercased().utf8.elementsEqual(v.utf8) }
+        case .uri(let v): identity.uris.contains { $0.utf8.elementsEqual(v.utf8) }
         }
     }
 }

@@ -49,11 +49,14 @@ public struct TokenBucket: Sendable, Equatable {
 /// Failed authentications per peer address, each peer with a token bucket of `limit` failures
 /// that refills completely over `window` seconds.
 ///
-/// Once a peer has used up its bucket it is throttled: its AUTH attempts are answered
-/// `RATE_LIMITED` without the token being checked, until a failure's worth has refilled.
-/// Throttled attempts take nothing (so the peer recovers at the refill rate whatever it does)
-/// and successes give nothing back. The table is bounded: peers whose bucket is full again are
-/// forgotten, and past `maxPeers` the peer idle longest is dropped.
+/// Once a peer has used up its bucket it is throttled until a failure's worth has refilled
+/// (what the server then does is `PROTOCOL.md`'s "Throttling"). Successes give nothing back.
+///
+/// Bounded, and O(1) per call whatever the table holds: peers sit in a list ordered by their
+/// last failure. A new peer past `maxPeers` evicts the one idle longest, and each failure also
+/// forgets up to two peers at the idle end whose buckets are full again (they hold nothing worth
+/// keeping). An attacker spreading guesses over many addresses (IPv6 /64s are cheap) makes each
+/// failed AUTH cost a hash lookup and a few list links, not a scan of the table.
 ///
 /// A value type with no lock: the server keeps one behind a mutex, shared by all workers (a
 /// client's connections land on different workers).
@@ -61,16 +64,25 @@ public struct AuthFailureThrottle: Sendable {
     public let limit: Int
     public let windowSeconds: Double
     public let maxPeers: Int
-    private var buckets: [PeerKey: Entry] = [:]
+    private var slotOf: [PeerKey: Int] = [:]
+    private var slots: [Slot] = []
+    private var freeSlots: [Int] = []
+    /// Most recent failure first; `newest`/`oldest` are slot indices, -1 when empty.
+    private var newest = -1
+    private var oldest = -1
+    /// Entries the last call looked at (lookups, evictions, expiries): for tests of the bound.
+    public private(set) var lastCallVisits = 0
 
-    private struct Entry {
+    private struct Slot {
+        var key: PeerKey
         var bucket: TokenBucket
-        var lastFailure: UInt64
+        var newer = -1
+        var older = -1
     }
 
     /// `limit` 0 turns throttling off.
     public init(limit: Int, windowSeconds: Double, maxPeers: Int = 65_536) {
-        precondition(limit >= 0 && windowSeconds > 0 && maxPeers >= 1)
+        precondition(limit >= 0 && windowSeconds > 0 && windowSeconds.isFinite && maxPeers >= 1)
         self.limit = limit
         self.windowSeconds = windowSeconds
         self.maxPeers = maxPeers
@@ -78,37 +90,103 @@ public struct AuthFailureThrottle: Sendable {
 
     public var isEnabled: Bool { limit > 0 }
     /// Peers currently remembered.
-    public var trackedPeers: Int { buckets.count }
+    public var trackedPeers: Int { slotOf.count }
 
-    /// Whether `peer` has no failure left: its AUTH must be answered RATE_LIMITED unchecked.
+    /// Whether `peer` has no failure left in its allowance.
     public mutating func isThrottled(_ peer: PeerKey, now: UInt64) -> Bool {
-        guard isEnabled, var entry = buckets[peer] else { return false }
-        let throttled = !entry.bucket.hasToken(now: now)
-        buckets[peer] = entry
-        return throttled
+        lastCallVisits = 1
+        guard isEnabled, let slot = slotOf[peer] else { return false }
+        return !slots[slot].bucket.hasToken(now: now)
     }
 
     /// Counts one failed authentication from `peer`.
     public mutating func recordFailure(_ peer: PeerKey, now: UInt64) {
+        lastCallVisits = 1
         guard isEnabled else { return }
-        if var entry = buckets[peer] {
-            _ = entry.bucket.take(now: now)
-            entry.lastFailure = now
-            buckets[peer] = entry
+        if let slot = slotOf[peer] {
+            _ = slots[slot].bucket.take(now: now)
+            unlink(slot)
+            pushNewest(slot)
+            forgetRefilled(now: now)
             return
         }
-        if buckets.count >= maxPeers { makeRoom(now: now) }
+        forgetRefilled(now: now)
+        if slotOf.count >= maxPeers { remove(oldest) }
         var bucket = TokenBucket(capacity: limit, refillPerSecond: Double(limit) / windowSeconds, now: now)
         _ = bucket.take(now: now)
-        buckets[peer] = Entry(bucket: bucket, lastFailure: now)
+        let entry = Slot(key: peer, bucket: bucket)
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+            slots[slot] = entry
+        } else {
+            slot = slots.count
+            slots.append(entry)
+        }
+        slotOf[peer] = slot
+        pushNewest(slot)
     }
 
-    /// Forgets peers whose bucket has refilled; if none has, the one whose last failure is oldest.
-    private mutating func makeRoom(now: UInt64) {
-        for (key, var entry) in buckets where entry.bucket.isFull(now: now) { buckets[key] = nil }
-        if buckets.count >= maxPeers, let oldest = buckets.min(by: { $0.value.lastFailure < $1.value.lastFailure }) {
-            buckets[oldest.key] = nil
+    /// Forgets at most two peers at the idle end whose buckets have refilled.
+    private mutating func forgetRefilled(now: UInt64) {
+        for _ in 0..<2 {
+            guard oldest >= 0 else { return }
+            lastCallVisits += 1
+            guard slots[oldest].bucket.isFull(now: now) else { return }
+            remove(oldest)
         }
+    }
+
+    private mutating func remove(_ slot: Int) {
+        lastCallVisits += 1
+        unlink(slot)
+        slotOf[slots[slot].key] = nil
+        freeSlots.append(slot)
+    }
+
+    private mutating func unlink(_ slot: Int) {
+        let (newer, older) = (slots[slot].newer, slots[slot].older)
+        if newer >= 0 { slots[newer].older = older } else { newest = older }
+        if older >= 0 { slots[older].newer = newer } else { oldest = newer }
+        slots[slot].newer = -1
+        slots[slot].older = -1
+    }
+
+    private mutating func pushNewest(_ slot: Int) {
+        slots[slot].older = newest
+        slots[slot].newer = -1
+        if newest >= 0 { slots[newest].newer = slot } else { oldest = slot }
+        newest = slot
+    }
+}
+
+/// Open connections per peer address (`--max-connections-per-peer`), keyed like the throttle:
+/// an IPv4 address, an IPv6 /64, IPv4-mapped addresses as IPv4. Pure; the server keeps one
+/// behind a mutex. Holds an entry only while that address has a connection open.
+public struct PeerConnectionCounts: Sendable {
+    public let limit: Int
+    private var counts: [PeerKey: Int] = [:]
+
+    public init(limit: Int) {
+        precondition(limit >= 1)
+        self.limit = limit
+    }
+
+    /// Addresses with a connection open.
+    public var trackedPeers: Int { counts.count }
+
+    /// Counts a new connection from `peer`; false (and nothing counted) when it is at its limit.
+    public mutating func admit(_ peer: PeerKey) -> Bool {
+        let count = counts[peer, default: 0]
+        guard count < limit else { return false }
+        counts[peer] = count + 1
+        return true
+    }
+
+    /// Forgets one connection from `peer`.
+    public mutating func release(_ peer: PeerKey) {
+        let count = counts[peer, default: 0]
+        if count <= 1 { counts[peer] = nil } else { counts[peer] = count - 1 }
     }
 }
 

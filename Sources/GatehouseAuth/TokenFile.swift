@@ -1,3 +1,5 @@
+import GatehouseTLS
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,78 +8,65 @@ import Glibc
 ///
 /// > Warning: blocking file I/O. Call at start-up, on SIGHUP or from the token CLI, never on a worker.
 public enum TokenFile {
-    /// Loads the store from `path`. Refuses a file that other users can read or write.
-    public static func load(_ path: String) throws(AuthError) -> TokenStore {
-        try FilePermissions.requirePrivate(path, what: "tokens file")
-        let text = try readAll(path)
-        return try TokenStore(parsing: text, source: path)
+    /// Loads the store from `path`. Refuses a file that others may read or change (`SecretFile`).
+    public static func load(_ path: String, allowGroupRead: Bool = false) throws(AuthError) -> TokenStore {
+        let bytes = try SecretFile.read(path, what: "tokens file", allowGroupRead: allowGroupRead)
+        return try TokenStore(parsing: String(decoding: bytes, as: UTF8.self), source: path)
     }
 
     /// Loads `path`, or an empty store if it does not exist yet.
-    public static func loadOrEmpty(_ path: String) throws(AuthError) -> TokenStore {
-        if access(path, F_OK) != 0 && errno == ENOENT { return TokenStore() }
-        return try load(path)
+    public static func loadOrEmpty(_ path: String, allowGroupRead: Bool = false) throws(AuthError) -> TokenStore {
+        var st = stat()
+        if lstat(path, &st) != 0 && errno == ENOENT { return TokenStore() }
+        return try load(path, allowGroupRead: allowGroupRead)
     }
 
-    /// Writes the store atomically (temporary file, fsync, rename) with mode 0600.
+    /// Writes the store atomically with mode 0600: a new temporary file beside `path` (created
+    /// with `O_EXCL | O_NOFOLLOW`, so a planted file or symlink of that name is never written
+    /// through), written, `fchmod`ed and `fsync`ed with every result checked, renamed over
+    /// `path`, and the folder `fsync`ed so that the rename itself survives a crash.
     public static func save(_ store: TokenStore, to path: String) throws(AuthError) {
-        let temp = path + ".tmp.\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AuthError("cannot write \(temp): \(String(cString: strerror(errno)))") }
+        let suffix = Crypto.randomBytes(6).map { String($0, radix: 16) }.joined()
+        let temp = path + ".tmp." + suffix
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AuthError("cannot create \(temp): \(String(cString: strerror(errno)))") }
+        func fail(_ what: String) -> AuthError {
+            let error = AuthError("cannot \(what) \(temp): \(String(cString: strerror(errno)))")
+            close(fd)
+            unlink(temp)
+            return error
+        }
         let bytes = Array(store.serialized().utf8)
         var written = 0
         while written < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                let why = String(cString: strerror(errno))
-                close(fd)
-                unlink(temp)
-                throw AuthError("cannot write \(temp): \(why)")
-            }
+            guard n > 0 else { throw fail("write") }
             written += n
         }
-        fchmod(fd, 0o600)
-        fsync(fd)
-        close(fd)
+        // The umask may have taken bits away, never added any; fchmod makes the mode exact.
+        guard fchmod(fd, 0o600) == 0 else { throw fail("chmod") }
+        guard fsync(fd) == 0 else { throw fail("fsync") }
+        guard close(fd) == 0 else {
+            unlink(temp)
+            throw AuthError("cannot close \(temp): \(String(cString: strerror(errno)))")
+        }
         guard rename(temp, path) == 0 else {
             let why = String(cString: strerror(errno))
             unlink(temp)
             throw AuthError("cannot replace \(path): \(why)")
         }
+        try syncDirectory(of: path)
     }
 
-    static func readAll(_ path: String) throws(AuthError) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw AuthError("cannot open \(path): \(String(cString: strerror(errno)))") }
+    /// fsyncs the folder holding `path`, so that a rename into it is durable.
+    static func syncDirectory(of path: String) throws(AuthError) {
+        let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        let fd = open(folder.isEmpty ? "/" : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw AuthError("cannot open folder \(folder): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw AuthError("cannot read \(path): \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            out.append(contentsOf: buf[0..<n])
-            if out.count > 64 << 20 { throw AuthError("\(path) is larger than 64 MiB") }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-}
-
-/// Permission checks for files that hold secrets (private keys, token hashes).
-public enum FilePermissions {
-    /// Throws unless `path` exists and gives other users no access (no bits in `o=rwx`).
-    public static func requirePrivate(_ path: String, what: String) throws(AuthError) {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            throw AuthError("cannot open \(what) \(path): \(String(cString: strerror(errno)))")
-        }
-        if st.st_mode & 0o007 != 0 {
-            throw AuthError(
-                "\(what) \(path) is accessible to other users (mode \(String(st.st_mode & 0o777, radix: 8))); "
-                    + "fix with: chmod 600 \(path)"
-            )
+        guard fsync(fd) == 0 else {
+            throw AuthError("cannot fsync folder \(folder): \(String(cString: strerror(errno)))")
         }
     }
 }

@@ -28,9 +28,22 @@ public struct TokenStore: Sendable {
 
     /// Whether `token` is the current token of `user`, in time independent of which part is wrong.
     public func verify(user: String, token: some Collection<UInt8>) -> Bool {
+        var work = VerificationWork()
+        return verify(user: user, token: token, work: &work)
+    }
+
+    /// `verify`, also telling what it did: an unknown user and a wrong token must cost the same
+    /// (one hash of the token, one constant-time comparison of 32 bytes), so that timing does
+    /// not tell an attacker which user names exist. Tests hold the two paths to that.
+    public func verify(user: String, token: some Collection<UInt8>, work: inout VerificationWork) -> Bool {
         let stored = hashes[user]
         let digest = Crypto.sha256(token)
-        let match = Crypto.constantTimeEquals(digest, stored ?? TokenStore.dummyHash)
+        work.hashes += 1
+        work.hashedBytes += token.count
+        let expected = stored ?? TokenStore.dummyHash
+        let match = Crypto.constantTimeEquals(digest, expected)
+        work.comparisons += 1
+        work.comparedBytes += expected.count
         return match && stored != nil
     }
 
@@ -86,6 +99,15 @@ public struct TokenStore: Sendable {
     public mutating func revoke(user: String) -> Bool {
         hashes.removeValue(forKey: user) != nil
     }
+}
+
+/// The operations one token check performed (see `TokenStore.verify(user:token:work:)`).
+public struct VerificationWork: Equatable, Sendable {
+    public var hashes = 0
+    public var hashedBytes = 0
+    public var comparisons = 0
+    public var comparedBytes = 0
+    public init() {}
 }
 
 /// The rules for user names, shared by the tokens file and the protocol.

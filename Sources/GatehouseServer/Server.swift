@@ -51,15 +51,20 @@ public final class Server: Sendable {
             config.maxConnections = lowered
         }
 
-        do {
-            try FilePermissions.requirePrivate(config.tls.privateKeyFile, what: "private key")
-        } catch { throw ServerError(error.message) }
-        let tls: TLSContext
-        do { tls = try TLSContext(server: config.tls) } catch { throw ServerError("TLS: \(error)") }
+        // One ring of ticket keys for the life of the process: every context, reloaded ones too.
+        config.tls.ticketKeys = TicketKeyRing()
+        let tls = try Server.makeTLSContext(config)
+        let groupRead = config.allowGroupReadableSecrets
         let tokens: TokenStore
-        do { tokens = try TokenFile.load(config.tokensFile) } catch { throw ServerError(error.message) }
+        do { tokens = try TokenFile.load(config.tokensFile, allowGroupRead: groupRead) } catch {
+            throw ServerError(error.message)
+        }
         let clientMap: ClientIdentityMap?
-        do { clientMap = try config.clientMapFile.map(ClientIdentityMap.load) } catch {
+        do {
+            clientMap = try config.clientMapFile.map { path throws(AuthError) in
+                try ClientIdentityMap.load(path, allowGroupRead: groupRead)
+            }
+        } catch {
             throw ServerError(error.message)
         }
         if geteuid() == 0 {
@@ -224,36 +229,47 @@ public final class Server: Sendable {
 
     /// Builds a new TLS context from the configured files and swaps it in.
     public func reloadTLS() {
-        let config = shared.config.tls
         do {
-            try FilePermissions.requirePrivate(config.privateKeyFile, what: "private key")
+            let tls = try Server.makeTLSContext(shared.config)
+            let old = shared.currentTLSContext()
+            shared.replace(tls: tls)
+            shared.logger.info(
+                "TLS material reloaded",
+                metadata: [
+                    "certificate": "\(tls.certificateFingerprint ?? "-")", "crl": "\(shared.config.tls.crlFile ?? "-")",
+                    // Changed when the client CA, the CRL or the mode changed: older sessions no longer resume.
+                    "sessions_kept": "\(old.sessionIDContext == tls.sessionIDContext)",
+                ]
+            )
         } catch {
             shared.logger.error(
                 "TLS material not reloaded; the old one stays in force",
                 metadata: ["error": "\(error.message)"]
             )
-            return
         }
+    }
+
+    /// A server TLS context from `config`, its private key read through `SecretFile` (owner and
+    /// mode checked on the open descriptor) and handed to OpenSSL from memory.
+    ///
+    /// > Warning: blocking file I/O.
+    static func makeTLSContext(_ config: ServerConfiguration) throws(ServerError) -> TLSContext {
+        var tls = config.tls
         do {
-            let tls = try TLSContext(server: config)
-            shared.replace(tls: tls)
-            shared.logger.info(
-                "TLS material reloaded",
-                metadata: ["certificate": "\(tls.certificateFingerprint ?? "-")", "crl": "\(config.crlFile ?? "-")"]
+            tls.privateKeyPEM = try SecretFile.read(
+                tls.privateKeyFile,
+                what: "private key",
+                allowGroupRead: config.allowGroupReadableSecrets
             )
-        } catch {
-            shared.logger.error(
-                "TLS material not reloaded; the old one stays in force",
-                metadata: ["error": "\(error)"]
-            )
-        }
+        } catch { throw ServerError(error.message) }
+        do { return try TLSContext(server: tls) } catch { throw ServerError("TLS: \(error)") }
     }
 
     /// Reloads the client map, when one is configured.
     public func reloadClientMap() {
         guard let path = shared.config.clientMapFile else { return }
         do {
-            let map = try ClientIdentityMap.load(path)
+            let map = try ClientIdentityMap.load(path, allowGroupRead: shared.config.allowGroupReadableSecrets)
             shared.replace(clientMap: map)
             shared.logger.info("client map reloaded", metadata: ["rules": "\(map.rules.count)"])
         } catch {
@@ -267,7 +283,10 @@ public final class Server: Sendable {
     /// Reloads the tokens file. A broken file is refused and the old tokens stay.
     public func reloadTokens() {
         do {
-            let tokens = try TokenFile.load(shared.config.tokensFile)
+            let tokens = try TokenFile.load(
+                shared.config.tokensFile,
+                allowGroupRead: shared.config.allowGroupReadableSecrets
+            )
             shared.replace(tokens: tokens)
             shared.logger.info("tokens reloaded", metadata: ["users": "\(tokens.users.count)"])
         } catch {

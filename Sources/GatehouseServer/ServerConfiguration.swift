@@ -33,6 +33,10 @@ public struct ServerConfiguration: Sendable {
     /// Messages of one connection waiting for the journal before the server stops reading from it.
     public var maxInFlightPerConnection: Int = 4096
 
+    /// Accept a private key, tokens file and client map that their group may read (never write);
+    /// by default only their owner may (`SecretFile`).
+    public var allowGroupReadableSecrets = false
+
     /// Maps client-certificate names to users (`--client-map`); nil: the subject CN is the user.
     public var clientMapFile: String?
     /// Failed AUTHs a peer address may make in a burst before its AUTHs are answered RATE_LIMITED

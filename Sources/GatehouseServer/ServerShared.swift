@@ -19,8 +19,8 @@ final class ServerShared: Sendable {
     private let clientMap: Mutex<ClientIdentityMap?>
     private let authThrottle: Mutex<AuthFailureThrottle>
     private let connectionCounter = Atomic<UInt64>(0)
-    /// Open connections per peer address, kept only when a per-address limit is set.
-    private let peers = Mutex<[String: Int]>([:])
+    /// Open connections per peer address (IPv6 by /64), kept only when a per-address limit is set.
+    private let peers: Mutex<PeerConnectionCounts>
 
     init(
         config: ServerConfiguration,
@@ -39,6 +39,7 @@ final class ServerShared: Sendable {
             AuthFailureThrottle(limit: config.authFailureLimit, windowSeconds: config.authFailureWindowSeconds)
         )
         self.journal = journal
+        self.peers = Mutex(PeerConnectionCounts(limit: max(1, config.maxConnectionsPerPeer)))
     }
 
     func currentTLSContext() -> TLSContext { tlsContext.withLock { $0 } }
@@ -68,24 +69,18 @@ final class ServerShared: Sendable {
 
     func nextConnectionID() -> UInt64 { connectionCounter.add(1, ordering: .relaxed).newValue }
 
-    /// Counts a new connection from `peer`; false if that address is at its limit.
+    /// Counts a new connection from `peer` (an address, with or without a port); false if its
+    /// address (IPv6: its /64) is at its limit.
     func admit(peer: String) -> Bool {
-        let limit = config.maxConnectionsPerPeer
-        guard limit > 0 else { return true }
-        return peers.withLock { table in
-            let count = table[peer, default: 0]
-            guard count < limit else { return false }
-            table[peer] = count + 1
-            return true
-        }
+        guard config.maxConnectionsPerPeer > 0 else { return true }
+        let key = PeerKey(peer: peer)
+        return peers.withLock { $0.admit(key) }
     }
 
     /// Forgets one connection from `peer`.
     func release(peer: String) {
         guard config.maxConnectionsPerPeer > 0 else { return }
-        peers.withLock { table in
-            let count = table[peer, default: 0]
-            if count <= 1 { table[peer] = nil } else { table[peer] = count - 1 }
-        }
+        let key = PeerKey(peer: peer)
+        peers.withLock { $0.release(key) }
     }
 }

@@ -18,12 +18,31 @@ public struct CertificateIdentity: Sendable, Equatable, CustomStringConvertible 
         self.uris = uris
     }
 
-    /// `CN=alice, DNS:a.example, email:a@example` — for logs (public information only).
+    /// `CN=alice, DNS:a.example, email:a@example` — for logs (public information only). Every
+    /// value is escaped (`CertificateIdentity.escaped`): a certificate's names are chosen by
+    /// whoever asked for it, and a CN holding a newline would otherwise forge a log line.
     public var description: String {
         var parts: [String] = []
-        if let commonName { parts.append("CN=\(commonName)") }
-        parts += dnsNames.map { "DNS:\($0)" } + emails.map { "email:\($0)" } + uris.map { "URI:\($0)" }
+        if let commonName { parts.append("CN=\(Self.escaped(commonName))") }
+        parts += dnsNames.map { "DNS:\(Self.escaped($0))" } + emails.map { "email:\(Self.escaped($0))" }
+        parts += uris.map { "URI:\(Self.escaped($0))" }
         return parts.isEmpty ? "(no names)" : parts.joined(separator: ", ")
+    }
+
+    /// `text` safe for one log line: control characters (C0, DEL, C1), line and paragraph
+    /// separators, bidirectional overrides and the characters the description itself uses
+    /// (backslash, comma, double quote) become `\u{…}` escapes; everything else stays as it is.
+    public static func escaped(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x00...0x1F, 0x7F...0x9F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069, 0x5C, 0x2C, 0x22:
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            default:
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     /// Reads the names of `cert`, which the caller keeps owning.
@@ -36,13 +55,12 @@ public struct CertificateIdentity: Sendable, Equatable, CustomStringConvertible 
         let names = OpaquePointer(raw)
         defer { GENERAL_NAMES_free(names) }
         for i in 0..<COpenSSL_sk_GENERAL_NAME_num(names) {
-            guard let name = COpenSSL_sk_GENERAL_NAME_value(names, i),
-                let value = CertificateIdentity.text(name.pointee.d.ia5)
-            else { continue }
+            guard let name = COpenSSL_sk_GENERAL_NAME_value(names, i) else { continue }
+            // The union member is read only after its tag says which one it is.
             switch name.pointee.type {
-            case GEN_DNS: dnsNames.append(value)
-            case GEN_EMAIL: emails.append(value)
-            case GEN_URI: uris.append(value)
+            case GEN_DNS: CertificateIdentity.text(name.pointee.d.dNSName).map { dnsNames.append($0) }
+            case GEN_EMAIL: CertificateIdentity.text(name.pointee.d.rfc822Name).map { emails.append($0) }
+            case GEN_URI: CertificateIdentity.text(name.pointee.d.uniformResourceIdentifier).map { uris.append($0) }
             default: break  // IP addresses, directory names, others: not used to name clients
             }
         }

@@ -26,6 +26,12 @@ public struct TLSServerConfiguration: Sendable {
     /// PEM file of certificate revocation lists, one per CA in the client chain; with it every
     /// client certificate (and intermediate) is checked for revocation. Needs `clientAuth` on.
     public var crlFile: String?
+    /// The private key's PEM text, when the caller has read the file itself (to check its owner
+    /// and mode on the open descriptor); `privateKeyFile` then only names it in messages.
+    public var privateKeyPEM: [UInt8]?
+    /// The session-ticket keys, shared by every context of the process so that a reload keeps
+    /// tickets valid; nil makes the context a ring of its own.
+    public var ticketKeys: TicketKeyRing?
 
     public init(certificateChainFile: String, privateKeyFile: String) {
         self.certificateChainFile = certificateChainFile

@@ -81,6 +81,7 @@ public final class TLSConnection {
     /// Advances the handshake. `.done(0)` when it has completed.
     public func handshake() -> TLSIOResult {
         OpenSSLErrorQueue.clear()
+        errno = 0  // SSL_ERROR_SYSCALL is read from errno: never let it see an older call's
         let rc = SSL_do_handshake(ssl)
         if rc == 1 { return .done(0) }
         let result = classify(rc, during: .handshake)
@@ -103,6 +104,7 @@ public final class TLSConnection {
     @inline(__always)
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
         OpenSSLErrorQueue.clear()
+        errno = 0  // SSL_ERROR_SYSCALL is read from errno: never let it see an older call's
         let rc = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
         if rc > 0 { return .done(Int(rc)) }
         return classify(rc, during: .protocolViolation)
@@ -114,6 +116,7 @@ public final class TLSConnection {
     public func write(_ buffer: UnsafeRawBufferPointer) -> TLSIOResult {
         if buffer.isEmpty { return .done(0) }
         OpenSSLErrorQueue.clear()
+        errno = 0  // SSL_ERROR_SYSCALL is read from errno: never let it see an older call's
         let rc = SSL_write(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
         if rc > 0 { return .done(Int(rc)) }
         return classify(rc, during: .io)

@@ -7,16 +7,25 @@ import COpenSSL
 public final class TLSContext: @unchecked Sendable {
     let ctx: OpaquePointer
     public let isServer: Bool
+    /// The ring that encrypts this server context's session tickets (kept alive here: the C
+    /// callback holds only an unretained pointer). Nil for clients and with tickets off.
+    public let ticketKeys: TicketKeyRing?
+    /// Who may resume a session: a digest of the client-auth mode, the client CA bundle and the
+    /// CRL (empty for a client context). A session made under another value is not resumed.
+    public let sessionIDContext: [UInt8]
 
     /// Builds a server context. Fails with a typed error when a file is missing or bad, or when
     /// the key does not match the certificate.
     public init(server config: TLSServerConfiguration) throws(TLSError) {
         OpenSSLErrorQueue.clear()
+        let sessionIDContext = try TLSContext.sessionIDContext(for: config)
         guard let ctx = SSL_CTX_new(TLS_server_method()) else {
             throw .drained(.resource, "SSL_CTX_new failed")
         }
         self.ctx = ctx
         self.isServer = true
+        self.ticketKeys = config.sessionTickets > 0 ? (config.ticketKeys ?? TicketKeyRing()) : nil
+        self.sessionIDContext = sessionIDContext
         try applyCommonPolicy(minimum: config.minimumVersion)
 
         // Never give the server context the system's default verify paths: with them, libssl
@@ -26,12 +35,7 @@ public final class TLSContext: @unchecked Sendable {
         guard SSL_CTX_use_certificate_chain_file(ctx, config.certificateChainFile) == 1 else {
             throw .drained(.certificate, "cannot load certificate chain from \(config.certificateChainFile)")
         }
-        guard SSL_CTX_use_PrivateKey_file(ctx, config.privateKeyFile, COpenSSL_SSL_FILETYPE_PEM) == 1 else {
-            if OpenSSLErrorQueue.lastIsKeyMismatch() {
-                throw .drained(.keyMismatch, "the private key \(config.privateKeyFile) does not match the certificate")
-            }
-            throw .drained(.privateKey, "cannot load private key from \(config.privateKeyFile)")
-        }
+        try usePrivateKey(config)
         guard SSL_CTX_check_private_key(ctx) == 1 else {
             throw .drained(.keyMismatch, "the private key \(config.privateKeyFile) does not match the certificate")
         }
@@ -42,9 +46,20 @@ public final class TLSContext: @unchecked Sendable {
         // 5-byte header read and a body read per record. The buffer is still released when idle.
         COpenSSL_SSL_CTX_set_read_ahead(ctx, 1)
         _ = SSL_CTX_set_num_tickets(ctx, max(0, config.sessionTickets))
-        if config.sessionTickets == 0 {
+        if let ticketKeys {
+            useTicketKeys(ticketKeys)
+        } else {
             _ = SSL_CTX_set_options(ctx, COpenSSL_SSL_OP_NO_TICKET)
         }
+        // Without a session-id context OpenSSL refuses to resume any session once peer
+        // verification is on ("session id context uninitialized"): every client certificate
+        // holder's second connection failed. With one that digests who may resume, a reload
+        // that changes the client CA, the CRL or the mode stops older sessions resuming.
+        guard
+            sessionIDContext.withUnsafeBufferPointer({
+                SSL_CTX_set_session_id_context(ctx, $0.baseAddress, UInt32($0.count))
+            }) == 1
+        else { throw .drained(.configuration, "cannot set the session-id context") }
         _ = SSL_CTX_set_options(ctx, COpenSSL_SSL_OP_CIPHER_SERVER_PREFERENCE)
 
         switch config.clientAuth {
@@ -61,8 +76,9 @@ public final class TLSContext: @unchecked Sendable {
                 SSL_CTX_set_client_CA_list(ctx, names)
             }
             if let crlFile = config.crlFile { try loadRevocationLists(crlFile) }
-            // A leaf, up to two intermediates and the root: deeper chains are refused.
-            SSL_CTX_set_verify_depth(ctx, 3)
+            // A leaf, up to two intermediates and the root: deeper chains are refused. OpenSSL
+            // counts the intermediates only (depth N allows the leaf, N CAs and the trust anchor).
+            SSL_CTX_set_verify_depth(ctx, 2)
             var mode = COpenSSL_SSL_VERIFY_PEER
             if config.clientAuth == .required { mode |= COpenSSL_SSL_VERIFY_FAIL_IF_NO_PEER_CERT }
             // No callback: a certificate that fails verification fails the handshake with the
@@ -83,6 +99,8 @@ public final class TLSContext: @unchecked Sendable {
         }
         self.ctx = ctx
         self.isServer = false
+        self.ticketKeys = nil
+        self.sessionIDContext = []
         try applyCommonPolicy(minimum: config.minimumVersion)
         if let maximum = config.maximumVersion {
             let max: Int32 = maximum == .v1_3 ? COpenSSL_TLS1_3_VERSION : COpenSSL_TLS1_2_VERSION

@@ -106,42 +106,61 @@ struct Serve: ParsableCommand {
     var sessionTickets: Int = 1
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
+    @Flag(
+        name: .customLong("allow-group-read"),
+        help:
+            "Accept a private key, tokens file and client map that their group may read (mode 0640, e.g. Debian's ssl-cert group). Never group-writable, never readable by others."
+    )
+    var allowGroupRead = false
 
     func validate() throws {
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
-        guard workers >= 0 && workers <= 256 else { throw ValidationError("--workers must be 0 to 256") }
-        guard TLSMinimumVersion(rawValue: minTLS) != nil else { throw ValidationError("--min-tls must be 1.3 or 1.2") }
-        guard maxLine >= 16 && maxLine <= 16 << 20 else { throw ValidationError("--max-line must be 16 to 16777216") }
-        guard errorBudget >= 1 else { throw ValidationError("--error-budget must be at least 1") }
-        guard handshakeTimeout > 0, idleTimeout > 0, drainTimeout > 0 else {
-            throw ValidationError("timeouts must be positive")
+        // Every number gets a range here, at start: a value that passes is one the server can
+        // compute with (timeouts become nanosecond deadlines; 1e11 s would overflow them).
+        try FlagRange.check("--port", port, 0...65535)
+        try FlagRange.check("--workers", workers, 0...256)
+        try FlagRange.check("--max-line", maxLine, 16...16 << 20, unit: "bytes")
+        try FlagRange.check("--error-budget", errorBudget, 1...1_000_000)
+        try FlagRange.check("--handshake-timeout", handshakeTimeout, 0.01...3600, unit: "seconds")
+        try FlagRange.check("--idle-timeout", idleTimeout, 0.01...604_800, unit: "seconds")
+        try FlagRange.check("--drain-timeout", drainTimeout, 0.01...3600, unit: "seconds")
+        try FlagRange.check("--max-connections", maxConnections, 1...1_000_000)
+        try FlagRange.check("--max-connections-per-peer", maxConnectionsPerPeer, 0...1_000_000)
+        try FlagRange.check("--journal-queue", journalQueue, 1...16 << 20, unit: "messages")
+        if journalMaxBytes != 0 {
+            try FlagRange.check(
+                "--journal-max-bytes",
+                journalMaxBytes,
+                4096...1 << 50,
+                unit: "bytes (or 0: never roll)"
+            )
         }
-        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
-        guard maxConnectionsPerPeer >= 0 else { throw ValidationError("--max-connections-per-peer must be 0 or more") }
-        guard journalQueue >= 1 else { throw ValidationError("--journal-queue must be at least 1") }
-        if journalMaxBytes != 0 && journalMaxBytes < 4096 {
-            throw ValidationError("--journal-max-bytes must be 0 (never roll) or at least 4096")
+        try FlagRange.check("--auth-failure-limit", authFailureLimit, 0...1_000_000)
+        try FlagRange.check("--auth-failure-window", authFailureWindow, 0.001...86_400, unit: "seconds")
+        try FlagRange.check("--session-tickets", sessionTickets, 0...10)
+        guard Serve.messageRate(maxMsgRate) != nil else {
+            throw FlagRange.Error("--max-msg-rate must be N or N/s with N from 0 to 1000000 (got \(maxMsgRate))")
+        }
+        guard TLSMinimumVersion(rawValue: minTLS) != nil else {
+            throw FlagRange.Error("--min-tls must be 1.3 or 1.2 (got \(minTLS))")
         }
         guard FsyncPolicy(parsing: fsync) != nil else {
-            throw ValidationError("--fsync must be always, never or interval=<ms> (1 to 60000)")
+            throw FlagRange.Error(
+                "--fsync must be always, never or interval=<ms> with ms from 1 to 60000 (got \(fsync))"
+            )
         }
         guard let mode = ClientAuthMode(rawValue: clientAuth) else {
-            throw ValidationError("--client-auth must be off, optional or required")
+            throw FlagRange.Error("--client-auth must be off, optional or required (got \(clientAuth))")
         }
         if mode != .off && clientCA == nil {
-            throw ValidationError("--client-auth \(clientAuth) needs --client-ca FILE")
+            throw FlagRange.Error("--client-auth \(clientAuth) needs --client-ca FILE")
         }
-        if crl != nil && mode == .off { throw ValidationError("--crl needs --client-auth optional or required") }
+        if crl != nil && mode == .off { throw FlagRange.Error("--crl needs --client-auth optional or required") }
         if clientMap != nil && mode == .off {
-            throw ValidationError("--client-map needs --client-auth optional or required")
+            throw FlagRange.Error("--client-map needs --client-auth optional or required")
         }
-        guard authFailureLimit >= 0 else { throw ValidationError("--auth-failure-limit must be 0 or more") }
-        guard authFailureWindow > 0 else { throw ValidationError("--auth-failure-window must be positive") }
-        guard Serve.messageRate(maxMsgRate) != nil else {
-            throw ValidationError("--max-msg-rate must be N or N/s with N from 0 to 1000000")
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw FlagRange.Error("--log-level must be trace, debug, info, notice, warning, error or critical")
         }
-        guard (0...10).contains(sessionTickets) else { throw ValidationError("--session-tickets must be 0 to 10") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
     func run() throws {
@@ -195,6 +214,7 @@ struct Serve: ParsableCommand {
         config.authFailureLimit = authFailureLimit
         config.authFailureWindowSeconds = authFailureWindow
         config.maxMessageRate = Serve.messageRate(maxMsgRate)!
+        config.allowGroupReadableSecrets = allowGroupRead
 
         // Block the signals before any thread starts, so that every thread inherits the mask and
         // only the main thread's sigtimedwait sees them.
@@ -221,8 +241,10 @@ struct Serve: ParsableCommand {
                     drainDeadline = monotonicMs() + UInt64(config.drainTimeoutMs)
                 } else {
                     // Second signal: leave now. Every ACK already sent is on disk under the policy.
+                    // _exit, not exit: exit would run atexit handlers (OpenSSL's cleanup among
+                    // them) while workers are still inside OpenSSL.
                     logger.warning("second signal: exiting at once")
-                    Glibc.exit(1)
+                    Glibc._exit(1)
                 }
             default:
                 break
@@ -250,6 +272,22 @@ private func monotonicMs() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+}
+
+/// Range checks for numeric flags, each failure one line naming the flag and its range.
+enum FlagRange {
+    /// A flag value out of range: printed as one line (no usage dump), exit status 1.
+    struct Error: Swift.Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    static func check<T: Comparable>(_ flag: String, _ value: T, _ range: ClosedRange<T>, unit: String = "") throws {
+        guard range.contains(value) else {
+            let unitText = unit.isEmpty ? "" : " \(unit)"
+            throw Error("\(flag) must be from \(range.lowerBound) to \(range.upperBound)\(unitText) (got \(value))")
+        }
+    }
 }
 
 /// A clean exit with a message and a status, for start-up errors.

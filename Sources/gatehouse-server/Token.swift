@@ -18,6 +18,11 @@ struct Token: ParsableCommand {
     struct Options: ParsableArguments {
         @Option(name: .long, help: "The tokens file (created with mode 0600 if missing).")
         var tokens: String = Defaults.tokens
+        @Flag(
+            name: .customLong("allow-group-read"),
+            help: "Accept a tokens file its group may read (as the server's --allow-group-read)."
+        )
+        var allowGroupRead = false
     }
 
     struct Add: ParsableCommand {
@@ -29,7 +34,7 @@ struct Token: ParsableCommand {
         @OptionGroup var options: Options
 
         func run() throws {
-            var store = try loadForUpdate(options.tokens)
+            var store = try loadForUpdate(options.tokens, allowGroupRead: options.allowGroupRead)
             let replaced = store.hashes[user] != nil
             let token = try store.issueToken(for: user)
             try TokenFile.save(store, to: options.tokens)
@@ -45,7 +50,7 @@ struct Token: ParsableCommand {
         @OptionGroup var options: Options
 
         func run() throws {
-            let store = try TokenFile.load(options.tokens)
+            let store = try TokenFile.load(options.tokens, allowGroupRead: options.allowGroupRead)
             for user in store.users { print(user) }
         }
     }
@@ -56,7 +61,7 @@ struct Token: ParsableCommand {
         @OptionGroup var options: Options
 
         func run() throws {
-            var store = try TokenFile.load(options.tokens)
+            var store = try TokenFile.load(options.tokens, allowGroupRead: options.allowGroupRead)
             guard store.revoke(user: user) else {
                 throw ValidationError("no token for user '\(user)' in \(options.tokens)")
             }
@@ -67,9 +72,9 @@ struct Token: ParsableCommand {
 }
 
 /// Loads the tokens file for a change, creating its folder (0700) if needed.
-func loadForUpdate(_ path: String) throws -> TokenStore {
+func loadForUpdate(_ path: String, allowGroupRead: Bool = false) throws -> TokenStore {
     try Directories.createParent(of: path)
-    return try TokenFile.loadOrEmpty(path)
+    return try TokenFile.loadOrEmpty(path, allowGroupRead: allowGroupRead)
 }
 
 /// Plain writes to standard output and error, without C's shared FILE objects.

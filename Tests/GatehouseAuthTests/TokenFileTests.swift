@@ -98,8 +98,8 @@ import Testing
         #expect(!loaded.verify(user: "alice", token: Array(bob.utf8)))
     }
 
-    @Test(arguments: [0o604, 0o602, 0o601, 0o606, 0o644, 0o666, 0o777] as [mode_t])
-    func loadRefusesFileOtherUsersCanAccess(_ mode: mode_t) throws {
+    @Test(arguments: [0o604, 0o602, 0o601, 0o606, 0o644, 0o666, 0o777, 0o640, 0o660, 0o620, 0o610] as [mode_t])
+    func loadRefusesFileOthersOrItsGroupCanAccess(_ mode: mode_t) throws {
         let dir = try TemporaryDirectory(prefix: "gatehouse-auth")
         defer { dir.remove() }
         let path = dir.file("tokens")
@@ -111,13 +111,83 @@ import Testing
         #expect(message.contains(String(mode, radix: 8)), "\(message)")
     }
 
-    @Test(arguments: [0o600, 0o400, 0o640, 0o660] as [mode_t])
-    func loadAcceptsFileClosedToOtherUsers(_ mode: mode_t) throws {
+    @Test(arguments: [0o600, 0o400])
+    func loadAcceptsFileOnlyItsOwnerCanAccess(_ mode: mode_t) throws {
         let dir = try TemporaryDirectory(prefix: "gatehouse-auth")
         defer { dir.remove() }
         let path = dir.file("tokens")
         try Self.write(Self.sampleLine, to: path, mode: mode)
         #expect(try TokenFile.load(path).users == ["alice"])
+    }
+
+    /// With the operator's opt-in, group read (0640) passes; group write and any access for
+    /// others never do.
+    @Test(
+        arguments: [(0o640, true), (0o440, true), (0o660, false), (0o620, false), (0o644, false), (0o604, false)]
+            as [(mode_t, Bool)]
+    )
+    func groupReadIsAcceptedOnlyWhenAllowed(_ mode: mode_t, _ accepted: Bool) throws {
+        let dir = try TemporaryDirectory(prefix: "gatehouse-auth")
+        defer { dir.remove() }
+        let path = dir.file("tokens")
+        try Self.write(Self.sampleLine, to: path, mode: mode)
+        if accepted {
+            #expect(try TokenFile.load(path, allowGroupRead: true).users == ["alice"])
+        } else {
+            #expect(throws: AuthError.self) { try TokenFile.load(path, allowGroupRead: true) }
+        }
+    }
+
+    @Test func aFileOwnedByAnotherUserIsRefused() throws {
+        try #require(geteuid() == 0, "needs root to give the file away (CI runs as root)")
+        let dir = try TemporaryDirectory(prefix: "gatehouse-auth")
+        defer { dir.remove() }
+        let path = dir.file("tokens")
+        try Self.write(Self.sampleLine, to: path, mode: 0o600)
+        #expect(chown(path, 65534, 65534) == 0)
+        let error = #expect(throws: AuthError.self) { try TokenFile.load(path) }
+        #expect(error?.message.contains("owned by uid 65534") == true, "\(error?.message ?? "")")
+    }
+
+    /// The check is made on what was opened: a symlink is followed to the file it names, and that
+    /// file's mode decides.
+    @Test func theModeCheckedIsTheModeOfTheFileOpened() throws {
+        let dir = try TemporaryDirectory(prefix: "gatehouse-auth")
+        defer { dir.remove() }
+        let target = dir.file("real-tokens")
+        try Self.write(Self.sampleLine, to: target, mode: 0o644)
+        let link = dir.file("tokens")
+        #expect(symlink(target, link) == 0)
+        #expect(throws: AuthError.self) { try TokenFile.load(link) }
+        #expect(chmod(target, 0o600) == 0)
+        #expect(try TokenFile.load(link).users == ["alice"])
+    }
+
+    @Test func aFolderOrFIFOIsNotASecretFile() throws {
+        let dir = try TemporaryDirectory(prefix: "gatehouse-auth")
+        defer { dir.remove() }
+        let fifo = dir.file("fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let error = #expect(throws: AuthError.self) { try TokenFile.load(fifo) }
+        #expect(error?.message.contains("not a regular file") == true)
+    }
+
+    /// save never writes through a planted temporary file or symlink, leaves no temporary file,
+    /// and the result is 0600 whatever the umask.
+    @Test func saveCreatesAFreshPrivateFile() throws {
+        let dir = try TemporaryDirectory(prefix: "gatehouse-auth")
+        defer { dir.remove() }
+        let path = dir.file("tokens")
+        let old = umask(0)
+        defer { umask(old) }
+        var store = TokenStore()
+        _ = try store.issueToken(for: "alice")
+        try TokenFile.save(store, to: path)
+        var st = stat()
+        #expect(stat(path, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o600)
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        #expect(names == ["tokens"])
     }
 
     @Test func loadReportsMalformedLineWithThePath() throws {
@@ -153,14 +223,16 @@ import Testing
         #expect(try TokenFile.loadOrEmpty(path).users == ["alice"])
     }
 
-    @Test func requirePrivateNamesWhatItChecked() throws {
+    @Test func secretFileNamesWhatItChecked() throws {
         let dir = try TemporaryDirectory(prefix: "gatehouse-auth")
         defer { dir.remove() }
         let path = dir.file("server.key")
         try Self.write("key", to: path, mode: 0o604)
-        let error = #expect(throws: AuthError.self) { try FilePermissions.requirePrivate(path, what: "private key") }
+        let error = #expect(throws: AuthError.self) {
+            try SecretFile.read(path, what: "private key", allowGroupRead: false)
+        }
         #expect(error?.message.hasPrefix("private key \(path)") == true, "\(error?.message ?? "")")
         #expect(chmod(path, 0o600) == 0)
-        #expect(throws: Never.self) { try FilePermissions.requirePrivate(path, what: "private key") }
+        #expect(try SecretFile.read(path, what: "private key", allowGroupRead: false) == Array("key".utf8))
     }
 }

@@ -23,18 +23,6 @@ extension TestPKI {
             "-extensions", "ext", "-out", clientCertificate(name),
         ])
     }
-
-    /// Runs `scripts/gen-certs.sh --out <this directory> --quiet` with `arguments` (same CA).
-    func regenerate(_ arguments: [String]) throws {
-        let result = try ProcessRunner.run(
-            "/bin/bash",
-            [Repository.genCerts, "--out", directory, "--quiet"] + arguments,
-            timeout: 60
-        )
-        guard result.status == 0 else { throw TestSupportError("gen-certs.sh \(arguments): \(result.stderr)") }
-    }
-
-    var crlFile: String { directory + "/crl.pem" }
 }
 
 @discardableResult

@@ -21,4 +21,17 @@ public struct TestPKI: Sendable {
         }
         return TestPKI(directory: directory)
     }
+
+    /// Runs `scripts/gen-certs.sh --out <this directory> --quiet` with `arguments` (same CA).
+    public func regenerate(_ arguments: [String]) throws {
+        let result = try ProcessRunner.run(
+            "/bin/bash",
+            [Repository.genCerts, "--out", directory, "--quiet"] + arguments,
+            timeout: 60
+        )
+        guard result.status == 0 else { throw TestSupportError("gen-certs.sh \(arguments): \(result.stderr)") }
+    }
+
+    /// The CRL `gen-certs.sh --revoke` writes.
+    public var crlFile: String { directory + "/crl.pem" }
 }

@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reading files that hold secrets (the private key, token hashes, the client map) only when
+/// nobody else can read or change them.
+///
+/// The checks run on the opened descriptor (`fstat`), not on the path, so the file checked is
+/// the file read: a rename or symlink swap between a check and an open cannot slip another file
+/// in. A symlink to the file is followed on purpose (certificate tools keep keys behind links);
+/// what counts is the file it lands on.
+///
+/// > Warning: blocking file I/O. Call at start-up, on SIGHUP or from the token CLI, never on a worker.
+public enum SecretFile {
+    /// The whole file at `path`, at most 64 MiB. Refused unless it is a regular file owned by
+    /// this process's user or by root, with no access for others and none for its group — or,
+    /// with `allowGroupRead` (the operator's opt-in, e.g. Debian's `ssl-cert` group), group read
+    /// only: a group that can write a tokens file can add a token for any user.
+    public static func read(_ path: String, what: String, allowGroupRead: Bool) throws(AuthError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else { throw AuthError("cannot open \(what) \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw AuthError("cannot stat \(what) \(path): \(String(cString: strerror(errno)))")
+        }
+        try check(st, path: path, what: what, allowGroupRead: allowGroupRead)
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw AuthError("cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { return out }
+            out.append(contentsOf: buf[0..<n])
+            if out.count > 64 << 20 { throw AuthError("\(what) \(path) is larger than 64 MiB") }
+        }
+    }
+
+    /// The rules of `read`, on a `stat` result.
+    static func check(_ st: stat, path: String, what: String, allowGroupRead: Bool) throws(AuthError) {
+        guard st.st_mode & S_IFMT == S_IFREG else { throw AuthError("\(what) \(path) is not a regular file") }
+        let owner = st.st_uid
+        guard owner == geteuid() || owner == 0 else {
+            throw AuthError(
+                "\(what) \(path) is owned by uid \(owner), not by this user (uid \(geteuid())) or root; "
+                    + "fix with: chown \(geteuid()) \(path)"
+            )
+        }
+        let mode = st.st_mode & 0o777
+        let forbidden: mode_t = allowGroupRead ? 0o037 : 0o077
+        guard mode & forbidden == 0 else {
+            let fix = allowGroupRead ? "chmod 640" : "chmod 600"
+            let who = mode & 0o007 != 0 ? "other users" : "its group"
+            throw AuthError(
+                "\(what) \(path) is accessible to \(who) (mode \(String(mode, radix: 8))); fix with: \(fix) \(path)"
+                    + (allowGroupRead || mode & 0o007 != 0 || mode & 0o030 != 0
+                        ? "" : " (or allow group read with --allow-group-read)")
+            )
+        }
+    }
+}
