@@ -75,4 +75,15 @@ import Testing
         chmod(path, 0o600)
         #expect(try ClientIdentityMap.load(path).rules.count == 1)
     }
+
+    /// CN values compare byte for byte: "Zoë" composed (NFC) and decomposed (NFD) are equal
+    /// Swift Strings but different certificate names; a rule matches only the bytes it names.
+    @Test func commonNamesCompareByteForByteNotByCanonicalEquivalence() throws {
+        let nfc = "Zo\u{00EB}"
+        let nfd = "Zoe\u{0308}"
+        #expect(nfc == nfd)  // what Swift's == would have matched
+        let map = try ClientIdentityMap(parsing: "CN:\(nfc) zoe\n")
+        #expect(map.user(for: CertificateIdentity(commonName: nfc)) == "zoe")
+        #expect(map.user(for: CertificateIdentity(commonName: nfd)) == nil)
+    }
 }

@@ -164,4 +164,89 @@ import Testing
     func peerKeysCountIPv4AddressesAndIPv6Slash64s(_ peer: String, _ key: String) {
         #expect(PeerKey(peer: peer).description == key)
     }
+
+    /// An attacker with many /64s: each failed AUTH looks at a bounded number of entries (a
+    /// lookup, the idle end of the list, one eviction), however full the table; the table never
+    /// grows past its bound. (Before, each new peer past the bound scanned and copied the table.)
+    @Test func aHundredThousandSlash64sCostEachFailureTheSameBoundedWork() {
+        var throttle = AuthFailureThrottle(limit: 3, windowSeconds: 3600, maxPeers: 65_536)
+        var maxVisits = 0
+        var maxTracked = 0
+        for i in 0..<100_000 {
+            let peer = PeerKey(
+                peer: "[2001:db8:\(String(i >> 16, radix: 16)):\(String(i & 0xFFFF, radix: 16))::1]:4000"
+            )
+            throttle.recordFailure(peer, now: UInt64(i) * 1000)
+            maxVisits = max(maxVisits, throttle.lastCallVisits)
+            maxTracked = max(maxTracked, throttle.trackedPeers)
+        }
+        #expect(maxTracked == 65_536)
+        #expect(throttle.trackedPeers == 65_536)
+        #expect(maxVisits <= 4, "visits per failure: \(maxVisits)")
+        // The newest stay remembered; the oldest were evicted first.
+        let newest = PeerKey(peer: "[2001:db8:1:869f::1]:1")  // i = 99_999
+        throttle.recordFailure(newest, now: 100_000_000)
+        throttle.recordFailure(newest, now: 100_000_001)
+        do {
+            let r = throttle.isThrottled(newest, now: 100_000_002)
+            #expect(r)
+        }
+        do {
+            let r = !throttle.isThrottled(PeerKey(peer: "[2001:db8:0:0::1]:1"), now: 100_000_002)
+            #expect(r)
+        }
+    }
+
+    @Test func refilledPeersAreForgottenAsFailuresArrive() {
+        var throttle = AuthFailureThrottle(limit: 1, windowSeconds: 1, maxPeers: 1000)
+        for i in 0..<500 { throttle.recordFailure(PeerKey(peer: "192.0.2.\(i % 250):1"), now: UInt64(i) * Self.second) }
+        // Every earlier peer's bucket refilled within a second: at most the last few remain.
+        #expect(throttle.trackedPeers <= 3)
+    }
+}
+
+/// The per-address connection limit keys addresses as the throttle does.
+@Suite struct PeerConnectionCountsTests {
+    @Test func ipv6AddressesInOneSlash64ShareOneLimit() {
+        var counts = PeerConnectionCounts(limit: 2)
+        do {
+            let r = counts.admit(PeerKey(peer: "2001:db8:1:2::1"))
+            #expect(r)
+        }
+        do {
+            let r = counts.admit(PeerKey(peer: "2001:db8:1:2:ffff::77"))
+            #expect(r)
+        }
+        do {
+            let r = !counts.admit(PeerKey(peer: "2001:db8:1:2:abcd::9"))
+            #expect(r)
+        }
+        do {
+            let r = counts.admit(PeerKey(peer: "2001:db8:1:3::1"))
+            #expect(r)
+        }  // the next /64 is another peer
+        counts.release(PeerKey(peer: "2001:db8:1:2::1"))
+        do {
+            let r = counts.admit(PeerKey(peer: "2001:db8:1:2:abcd::9"))
+            #expect(r)
+        }
+    }
+
+    @Test func ipv4MappedAddressesCountAsTheirIPv4Address() {
+        var counts = PeerConnectionCounts(limit: 1)
+        do {
+            let r = counts.admit(PeerKey(peer: "192.0.2.7"))
+            #expect(r)
+        }
+        do {
+            let r = !counts.admit(PeerKey(peer: "::ffff:192.0.2.7"))
+            #expect(r)
+        }
+        do {
+            let r = !counts.admit(PeerKey(peer: "[::ffff:192.0.2.7]:443"))
+            #expect(r)
+        }
+        counts.release(PeerKey(peer: "::ffff:192.0.2.7"))
+        #expect(counts.trackedPeers == 0)
+    }
 }

@@ -204,4 +204,23 @@ import Testing
     func invalidUserNames(_ name: String) {
         #expect(!UserName.isValid(name))
     }
+
+    /// SECURITY.md: an unknown user and a wrong token cost the same work, so a timing probe
+    /// cannot tell which user names exist. Counted, not timed: one hash of the whole token and
+    /// one 32-byte constant-time comparison on every path, the right token's included.
+    @Test func unknownUserAndWrongTokenDoTheSameWork() throws {
+        var store = TokenStore()
+        let token = try store.issueToken(for: "alice")
+        let wrong = String(token.reversed())
+        var unknown = VerificationWork()
+        var mismatch = VerificationWork()
+        var right = VerificationWork()
+        #expect(!store.verify(user: "mallory", token: Array(wrong.utf8), work: &unknown))
+        #expect(!store.verify(user: "alice", token: Array(wrong.utf8), work: &mismatch))
+        #expect(store.verify(user: "alice", token: Array(token.utf8), work: &right))
+        #expect(unknown == mismatch)
+        #expect(mismatch == right)
+        #expect(unknown.hashes == 1 && unknown.hashedBytes == token.utf8.count)
+        #expect(unknown.comparisons == 1 && unknown.comparedBytes == 32)
+    }
 }
