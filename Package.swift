@@ -16,6 +16,9 @@ let package = Package(
         .executable(name: "gatehouse", targets: ["gatehouse"]),
         .library(name: "GatehouseServer", targets: ["GatehouseServer"]),
         .library(name: "GatehouseClient", targets: ["GatehouseClient"]),
+        // For Benchmarks/Micro (ordo-one/benchmark), a package of its own.
+        .library(name: "GatehouseAuth", targets: ["GatehouseAuth"]),
+        .library(name: "GatehouseProtocol", targets: ["GatehouseProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
