@@ -9,12 +9,14 @@ extension TLSContext {
     /// bundle and the CRL file, byte for byte. 32 bytes, OpenSSL's limit for the context.
     ///
     /// > Warning: blocking file I/O; runs at start-up and on reload.
-    static func sessionIDContext(for config: TLSServerConfiguration) throws(TLSError) -> [UInt8] {
+    static func sessionIDContext(for config: TLSServerConfiguration) -> [UInt8] {
         var material = Array("gatehouse/1 session-id-context\0client-auth=\(config.clientAuth.rawValue)\0".utf8)
         if config.clientAuth != .off {
             for (label, path) in [("ca", config.clientCAFile), ("crl", config.crlFile)] {
                 guard let path else { continue }
-                material += Array("\(label)\0".utf8) + Crypto.sha256(try readFile(path, what: "\(label) file"))
+                // A file that cannot be read here fails to load below, with OpenSSL's own reason.
+                let bytes = (try? readFile(path, what: "\(label) file")) ?? Array("unreadable".utf8)
+                material += Array("\(label)\0".utf8) + Crypto.sha256(bytes)
             }
         }
         return Crypto.sha256(material)

@@ -18,7 +18,7 @@ public final class TLSContext: @unchecked Sendable {
     /// the key does not match the certificate.
     public init(server config: TLSServerConfiguration) throws(TLSError) {
         OpenSSLErrorQueue.clear()
-        let sessionIDContext = try TLSContext.sessionIDContext(for: config)
+        let sessionIDContext = TLSContext.sessionIDContext(for: config)
         guard let ctx = SSL_CTX_new(TLS_server_method()) else {
             throw .drained(.resource, "SSL_CTX_new failed")
         }

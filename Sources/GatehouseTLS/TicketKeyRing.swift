@@ -12,8 +12,8 @@ import Glibc
 /// changes the client CA, the CRL or the client-auth mode changes that context, and OpenSSL then
 /// refuses to resume the older sessions (see `TLSContext.sessionIDContext`).
 ///
-/// Rotation: a key encrypts new tickets for `rotationSeconds`, then only decrypts (and the
-/// ticket is renewed) for two more periods, then it is forgotten; tickets live
+/// Rotation: a key encrypts new tickets for `rotationSeconds`, then only decrypts for two more
+/// periods, then it is forgotten (every resumption gets a fresh ticket, under the current key); tickets live
 /// `2 × rotationSeconds` (`ticketLifetimeSeconds`), so no ticket outlives its key. Stolen
 /// ticket keys therefore expose at most three periods of resumed sessions.
 ///
@@ -67,16 +67,12 @@ public final class TicketKeyRing: Sendable {
         }
     }
 
-    /// The key a ticket names, and whether it is still the current one; nil when forgotten.
-    func key(named name: UnsafePointer<UInt8>) -> (key: Key, isCurrent: Bool)? {
+    /// The key a ticket names; nil when it was never made here or has been forgotten.
+    func key(named name: UnsafePointer<UInt8>) -> Key? {
         let now = clock()
         return keys.withLock { ring in
             expire(&ring, now: now)
-            for (index, key) in ring.enumerated()
-            where key.name.elementsEqual(UnsafeBufferPointer(start: name, count: 16)) {
-                return (key, index == 0 && now < key.createdAt + rotationSeconds)
-            }
-            return nil
+            return ring.first { $0.name.elementsEqual(UnsafeBufferPointer(start: name, count: 16)) }
         }
     }
 
@@ -102,8 +98,12 @@ extension TLSContext {
 }
 
 /// OpenSSL's ticket-key callback: `enc` 1 issues a ticket, 0 opens one. Returns 1 (use these
-/// keys), 2 (opened with an older key: issue a fresh ticket), 0 (no ticket / not resumable:
-/// a full handshake follows), -1 (internal error).
+/// keys), 2 (opened: and send a fresh ticket), 0 (no ticket / not resumable: a full handshake
+/// follows), -1 (internal error).
+///
+/// An opened ticket always answers 2: in TLS 1.3 OpenSSL sends a new ticket after a resumed
+/// handshake only when asked to renew, and clients count on one (a ticket should be used once,
+/// RFC 8446 appendix C.4; the bundled client and `s_client -sess_out` keep the newest).
 private func ticketKeyCallback(
     ssl: OpaquePointer?,
     name: UnsafeMutablePointer<UInt8>?,
@@ -128,12 +128,11 @@ private func ticketKeyCallback(
         }
         return ok == 1 ? 1 : -1
     }
-    guard let (key, isCurrent) = ring.key(named: name) else { return 0 }
+    guard let key = ring.key(named: name) else { return 0 }
     let ok = key.aes.withUnsafeBufferPointer { aes in
         key.hmac.withUnsafeBufferPointer { hmac in
             COpenSSL_ticket_key_setup(cipher, mac, aes.baseAddress, hmac.baseAddress, iv, 0)
         }
     }
-    guard ok == 1 else { return -1 }
-    return isCurrent ? 1 : 2
+    return ok == 1 ? 2 : -1
 }

@@ -62,6 +62,23 @@ struct ResumptionTests {
         if mode != .off { #expect(second.server.verifiedPeerIdentity?.commonName == "alice") }
     }
 
+    /// Each resumption brings a fresh ticket, which resumes in turn (clients keep the newest).
+    @Test func aResumedConnectionGetsATicketThatResumesAgain() throws {
+        let certs = try Certificates()
+        let client = try client(certs, certificate: true)
+        let server = try server(certs, .required)
+        var (session, _) = try firstSession(client, server)
+        for _ in 0..<3 {
+            let pair = try resumes(session, client, server)
+            #expect(pair.server.sessionReused)
+            _ = try pair.send(Array("x".utf8), from: pair.server, to: pair.client)
+            let next = try #require(pair.client.session)
+            #expect(next.isResumable)
+            pair.client.shutdown()
+            session = next
+        }
+    }
+
     @Test func aReloadWithTheSameSettingsAndRingKeepsSessions() throws {
         let certs = try Certificates()
         let ring = TicketKeyRing()
