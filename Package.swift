@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse-server",
             dependencies: [
-                "GatehouseServer", "GatehouseAuth", "GatehouseTLS",
+                "GatehouseServer", "GatehouseAuth", "GatehouseTLS", "GatehouseSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -2,6 +2,7 @@ import ArgumentParser
 import GatehouseAuth
 import GatehouseJournal
 import GatehouseServer
+import GatehouseSystem
 import GatehouseTLS
 import Logging
 
@@ -227,15 +228,23 @@ struct Serve: ParsableCommand {
 
         let finished = Finished()
         let waiter = ServerWaiter(server: server, finished: finished)
+        // systemd (Type=notify): ready once the listeners are bound, reloading around SIGHUP,
+        // stopping on SIGTERM, and a status line with the counters every few seconds.
+        let systemd = SystemdNotifier.fromEnvironment()
+        systemd.send("READY=1\nMAINPID=\(getpid())\nSTATUS=\(Serve.status(server))")
+        var nextStatus = monotonicMs() + 5000
         var drainDeadline: UInt64?
         while !finished.isSet {
             let signal = signals.wait(timeoutMs: 100)
             switch signal {
             case SIGHUP:
+                systemd.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())")
                 server.reload()
                 server.reopenJournal()
+                systemd.send("READY=1\nSTATUS=\(Serve.status(server))")
             case SIGTERM, SIGINT:
                 if drainDeadline == nil {
+                    systemd.send("STOPPING=1\nSTATUS=draining")
                     logger.info("draining", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
                     server.drain()
                     drainDeadline = monotonicMs() + UInt64(config.drainTimeoutMs)
@@ -249,6 +258,10 @@ struct Serve: ParsableCommand {
             default:
                 break
             }
+            if systemd.isEnabled && drainDeadline == nil && monotonicMs() >= nextStatus {
+                systemd.send("STATUS=\(Serve.status(server))")
+                nextStatus = monotonicMs() + 5000
+            }
             if let deadline = drainDeadline, monotonicMs() > deadline {
                 logger.warning("drain deadline passed; closing the remaining connections")
                 server.stopNow()
@@ -260,6 +273,13 @@ struct Serve: ParsableCommand {
 }
 
 extension Serve {
+    /// The one-line status systemd shows (`systemctl status`).
+    static func status(_ server: Server) -> String {
+        let m = server.metrics
+        return "listening on \(server.boundAddress); \(m["connections_open"] ?? 0) connections, "
+            + "\(m["messages_acknowledged"] ?? 0) messages acknowledged"
+    }
+
     /// `N` or `N/s` as messages per second; nil if malformed.
     static func messageRate(_ text: String) -> Int? {
         let number = text.hasSuffix("/s") ? String(text.dropLast(2)) : text
