@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse-server",
             dependencies: [
-                "GatehouseServer", "GatehouseAuth", "GatehouseTLS", "GatehouseSystem",
+                "GatehouseServer", "GatehouseAuth", "GatehouseTLS", "GatehouseSystem", "GatehouseJournal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

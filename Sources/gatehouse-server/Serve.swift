@@ -107,6 +107,11 @@ struct Serve: ParsableCommand {
     var sessionTickets: Int = 1
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
+    @Option(
+        name: .customLong("log-format"),
+        help: "Log lines as text (key=value) or json (one object per line, for log shippers)."
+    )
+    var logFormat: String = "text"
     @Flag(
         name: .customLong("allow-group-read"),
         help:
@@ -159,6 +164,9 @@ struct Serve: ParsableCommand {
         if clientMap != nil && mode == .off {
             throw FlagRange.Error("--client-map needs --client-auth optional or required")
         }
+        guard ["text", "json"].contains(logFormat) else {
+            throw FlagRange.Error("--log-format must be text or json (got \(logFormat))")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw FlagRange.Error("--log-level must be trace, debug, info, notice, warning, error or critical")
         }
@@ -166,7 +174,9 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel)!
+        let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, level: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler

@@ -80,7 +80,8 @@ public final class ServerProcess: @unchecked Sendable {
         while Date() < deadline {
             let text = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
             let fresh = String(text.dropFirst(before))
-            if let range = fresh.range(of: #"address=\S+:\d+"#, options: .regularExpression) {
+            // `address=HOST:PORT` in text logs, `"address":"HOST:PORT"` in JSON logs.
+            if let range = fresh.range(of: #"address("?[=:]"?)[^\s",]+:\d+"#, options: .regularExpression) {
                 port = Int(fresh[range].split(separator: ":").last!)!
                 return
             }
