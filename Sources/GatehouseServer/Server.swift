@@ -137,6 +137,19 @@ public final class Server: Sendable {
         } catch let error as ServerError { throw error } catch {
             throw ServerError("\(error)")
         }
+        // SO_REUSEPORT would also let this server share a port that another server (a second
+        // gatehouse-server of the same user, an old instance still draining) holds: the kernel
+        // would then split clients between two journals. Bind alone once first to be sure the
+        // port is free.
+        if address.port != 0 {
+            do {
+                let probe = try Socket.listen(on: address, reusePort: false)
+                probe.close()
+            } catch {
+                journal.shutdown()
+                throw ServerError("cannot listen on \(address): \(error)")
+            }
+        }
         var listeners: [Int32] = []
         for _ in 0..<workerCount {
             do {

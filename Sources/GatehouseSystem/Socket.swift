@@ -112,15 +112,21 @@ public enum Socket {
     }
 
     /// A non-blocking listening socket on `address`, with SO_REUSEADDR, SO_REUSEPORT (so each
-    /// worker can have its own) and, for `::`, dual-stack.
-    public static func listen(on address: SocketAddress, backlog: Int32 = 4096) throws(SystemError) -> OwnedFD {
+    /// worker can have its own; `reusePort: false` binds alone, and so fails while any other
+    /// socket holds the port) and, for `::`, dual-stack.
+    public static func listen(
+        on address: SocketAddress,
+        backlog: Int32 = 4096,
+        reusePort: Bool = true
+    ) throws(SystemError) -> OwnedFD {
         let family = Int32(address.storage.ss_family)
         let fd = try stream(family: family, nonBlocking: true)
         let raw = fd.raw
         var one: Int32 = 1
         var zero: Int32 = 0
         setsockopt(raw, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard setsockopt(raw, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+        guard !reusePort || setsockopt(raw, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) == 0
+        else {
             throw SystemError("setsockopt(SO_REUSEPORT)", errno: errno)
         }
         if family == AF_INET6 {

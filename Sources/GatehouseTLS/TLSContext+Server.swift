@@ -64,3 +64,37 @@ extension TLSContext {
         }
     }
 }
+
+extension TLSContext {
+    /// The server certificate's notAfter, in seconds since the epoch; nil without a certificate.
+    public var certificateNotAfter: Int? {
+        guard let cert = SSL_CTX_get0_certificate(ctx) else { return nil }
+        return TLSContext.notAfter(cert)
+    }
+
+    /// The notAfter (seconds since the epoch) of every certificate in the PEM file `path`, in
+    /// file order; empty when it holds none.
+    ///
+    /// > Warning: blocking file I/O.
+    public static func certificatesNotAfter(inPEMFile path: String) -> [Int] {
+        guard let bio = BIO_new_file(path, "r") else {
+            OpenSSLErrorQueue.clear()
+            return []
+        }
+        defer { BIO_free(bio) }
+        var out: [Int] = []
+        while let cert = PEM_read_bio_X509(bio, nil, nil, nil) {
+            defer { X509_free(cert) }
+            if let t = notAfter(cert) { out.append(t) }
+        }
+        OpenSSLErrorQueue.clear()  // the loop ends on "no start line"
+        return out
+    }
+
+    private static func notAfter(_ cert: OpaquePointer) -> Int? {
+        guard let time = X509_get0_notAfter(cert) else { return nil }
+        var parts = tm()
+        guard ASN1_TIME_to_tm(time, &parts) == 1 else { return nil }
+        return timegm(&parts)
+    }
+}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct GatehouseServerCommand: ParsableCommand {
@@ -17,8 +18,23 @@ struct GatehouseServerCommand: ParsableCommand {
               gatehouse-server token add alice                  # prints alice's new token once
               gatehouse-server token list
               gatehouse-server token revoke alice
+              gatehouse-server check-config --config /etc/gatehouse/gatehouse.json
             """,
-        subcommands: [Serve.self, Token.self],
+        subcommands: [Serve.self, Token.self, CheckConfig.self],
         defaultSubcommand: Serve.self
     )
+
+    /// Adds the settings from `GATEHOUSE_SERVER_*` variables and `--config FILE` as flags, then
+    /// parses and runs as usual (see `ConfigSources`).
+    static func main() {
+        let given = Array(CommandLine.arguments.dropFirst())
+        let arguments: [String]
+        do {
+            arguments = try ConfigSources.apply(to: given, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            Console.error("Error: \(error)")
+            Foundation.exit(1)
+        }
+        main(arguments)
+    }
 }

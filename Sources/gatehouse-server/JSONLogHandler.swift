@@ -29,14 +29,15 @@ struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(
+    func log(event: LogEvent) {
+        write(level: event.level, message: event.message, metadata: event.metadata, source: event.source)
+    }
+
+    private func write(
         level: Logger.Level,
         message: Logger.Message,
         metadata explicit: Logger.Metadata?,
-        source: String,
-        file: String,
-        function: String,
-        line: UInt
+        source: String
     ) {
         var fields = metadata
         if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }

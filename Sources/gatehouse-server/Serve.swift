@@ -31,6 +31,13 @@ struct Serve: ParsableCommand {
             """
     )
 
+    @Option(
+        help: """
+            JSON file of settings, keyed by flag name ({"idle-timeout": 30}); flags and GATEHOUSE_SERVER_<FLAG> \
+            environment variables take precedence over it. Example: deploy/gatehouse.json.
+            """
+    )
+    var config: String?
     @Option(help: "Address to listen on: '::' (all, IPv4 and IPv6), '0.0.0.0', '127.0.0.1', '::1' or a name.")
     var host: String = "::"
     @Option(help: "TCP port (0: any free port, printed at start).")
@@ -200,32 +207,7 @@ struct Serve: ParsableCommand {
             )
         }
         try Directories.createParent(of: journal)
-
-        var tls = TLSServerConfiguration(certificateChainFile: certPath, privateKeyFile: keyPath)
-        tls.minimumVersion = TLSMinimumVersion(rawValue: minTLS)!
-        tls.clientAuth = ClientAuthMode(rawValue: clientAuth)!
-        tls.clientCAFile = clientCA
-        tls.crlFile = crl
-        tls.sessionTickets = sessionTickets
-        var config = ServerConfiguration(tls: tls, tokensFile: tokensPath, journalFile: journal)
-        config.host = host
-        config.port = port
-        config.workers = workers
-        config.fsync = FsyncPolicy(parsing: fsync)!
-        config.journalMaxBytes = journalMaxBytes == 0 ? nil : journalMaxBytes
-        config.journalMaxQueued = journalQueue
-        config.maxLine = maxLine
-        config.errorBudget = errorBudget
-        config.handshakeTimeoutMs = Int(handshakeTimeout * 1000)
-        config.idleTimeoutMs = Int(idleTimeout * 1000)
-        config.drainTimeoutMs = Int(drainTimeout * 1000)
-        config.maxConnections = maxConnections
-        config.maxConnectionsPerPeer = maxConnectionsPerPeer
-        config.clientMapFile = clientMap
-        config.authFailureLimit = authFailureLimit
-        config.authFailureWindowSeconds = authFailureWindow
-        config.maxMessageRate = Serve.messageRate(maxMsgRate)!
-        config.allowGroupReadableSecrets = allowGroupRead
+        let config = configuration()
 
         // Block the signals before any thread starts, so that every thread inherits the mask and
         // only the main thread's sigtimedwait sees them.
@@ -283,6 +265,40 @@ struct Serve: ParsableCommand {
 }
 
 extension Serve {
+    /// The server's configuration from the (validated) flags, with the development defaults for
+    /// the files not named.
+    func configuration() -> ServerConfiguration {
+        var tls = TLSServerConfiguration(
+            certificateChainFile: cert ?? Defaults.certificate,
+            privateKeyFile: key ?? Defaults.key
+        )
+        tls.minimumVersion = TLSMinimumVersion(rawValue: minTLS)!
+        tls.clientAuth = ClientAuthMode(rawValue: clientAuth)!
+        tls.clientCAFile = clientCA
+        tls.crlFile = crl
+        tls.sessionTickets = sessionTickets
+        var config = ServerConfiguration(tls: tls, tokensFile: tokens ?? Defaults.tokens, journalFile: journal)
+        config.host = host
+        config.port = port
+        config.workers = workers
+        config.fsync = FsyncPolicy(parsing: fsync)!
+        config.journalMaxBytes = journalMaxBytes == 0 ? nil : journalMaxBytes
+        config.journalMaxQueued = journalQueue
+        config.maxLine = maxLine
+        config.errorBudget = errorBudget
+        config.handshakeTimeoutMs = Int(handshakeTimeout * 1000)
+        config.idleTimeoutMs = Int(idleTimeout * 1000)
+        config.drainTimeoutMs = Int(drainTimeout * 1000)
+        config.maxConnections = maxConnections
+        config.maxConnectionsPerPeer = maxConnectionsPerPeer
+        config.clientMapFile = clientMap
+        config.authFailureLimit = authFailureLimit
+        config.authFailureWindowSeconds = authFailureWindow
+        config.maxMessageRate = Serve.messageRate(maxMsgRate)!
+        config.allowGroupReadableSecrets = allowGroupRead
+        return config
+    }
+
     /// The one-line status systemd shows (`systemctl status`).
     static func status(_ server: Server) -> String {
         let m = server.metrics

@@ -1,0 +1,83 @@
+import GatehouseAuth
+import GatehouseJournal
+import GatehouseSystem
+import GatehouseTLS
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Server {
+    /// Everything that would keep `config` from serving, one line per problem, without starting:
+    /// the certificate chain and key (loaded as the server loads them: the key private, matching
+    /// the certificate), certificates expired or not yet in their client CA bundle, the CRL, the
+    /// tokens file and client map (private, well-formed), the journal's folder (writable), and
+    /// the address (free to bind). Empty when all is well.
+    ///
+    /// > Warning: blocking file I/O and a bind; for `gatehouse-server check-config`.
+    public static func check(_ config: ServerConfiguration, now: Int? = nil) -> [String] {
+        let now = now ?? Int(time(nil))
+        var problems: [String] = []
+        do {
+            let tls = try makeTLSContext(config)
+            if let notAfter = tls.certificateNotAfter, notAfter <= now {
+                problems.append("certificate \(config.tls.certificateChainFile) expired \(days(now - notAfter)) ago")
+            }
+        } catch {
+            problems.append(error.message)
+        }
+        if let ca = config.tls.clientCAFile {
+            let expired = TLSContext.certificatesNotAfter(inPEMFile: ca).filter { $0 <= now }
+            if !expired.isEmpty {
+                problems.append("client CA bundle \(ca) holds \(expired.count) expired certificate(s)")
+            }
+        }
+        do { _ = try TokenFile.load(config.tokensFile, allowGroupRead: config.allowGroupReadableSecrets) } catch {
+            problems.append(error.message)
+        }
+        if let map = config.clientMapFile {
+            do { _ = try ClientIdentityMap.load(map, allowGroupRead: config.allowGroupReadableSecrets) } catch {
+                problems.append(error.message)
+            }
+        }
+        if let problem = journalProblem(config.journalFile) { problems.append(problem) }
+        if config.port != 0 {
+            do {
+                for address in try SocketAddress.resolve(host: config.host, port: config.port).prefix(1) {
+                    let fd = try Socket.listen(on: address, reusePort: false)
+                    fd.close()
+                }
+            } catch {
+                problems.append("cannot listen on \(config.host) port \(config.port): \(error)")
+            }
+        }
+        return problems
+    }
+
+    /// Why the journal at `path` could not be written, or nil: an existing file must be
+    /// readable and writable, else the nearest existing folder above it must be writable.
+    static func journalProblem(_ path: String) -> String? {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFREG else { return "journal \(path) is not a regular file" }
+            return access(path, R_OK | W_OK) == 0 ? nil : "journal \(path) is not readable and writable"
+        }
+        var folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        while !folder.isEmpty && stat(folder, &st) != 0 {
+            folder = folder.contains("/") ? String(folder[..<folder.lastIndex(of: "/")!]) : "."
+        }
+        if folder.isEmpty { folder = "/" }
+        guard st.st_mode & S_IFMT == S_IFDIR else { return "journal folder \(folder) is not a folder" }
+        // Try it for real: access(2) says yes to root everywhere, even where nothing can be made.
+        let probe = folder + "/.gatehouse-check-\(getpid())"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return "journal folder \(folder) is not writable: \(String(cString: strerror(errno)))" }
+        close(fd)
+        unlink(probe)
+        return nil
+    }
+
+    private static func days(_ seconds: Int) -> String {
+        seconds < 86_400 ? "less than a day" : "\(seconds / 86_400) days"
+    }
+}
