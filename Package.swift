@@ -84,6 +84,7 @@ let package = Package(
         .testTarget(name: "GatehouseProtocolTests", dependencies: ["GatehouseProtocol", "TestSupport"]),
         .testTarget(name: "GatehouseTLSTests", dependencies: ["GatehouseTLS", "TestSupport"]),
         .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "TestSupport"]),
+        .testTarget(name: "GatehouseSystemTests", dependencies: ["GatehouseSystem", "TestSupport"]),
         .testTarget(name: "GatehouseJournalTests", dependencies: ["GatehouseJournal", "TestSupport"]),
         .testTarget(
             name: "GatehouseIntegrationTests",
