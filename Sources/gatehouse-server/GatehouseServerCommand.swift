@@ -17,8 +17,9 @@ struct GatehouseServerCommand: ParsableCommand {
               gatehouse-server token add alice                  # prints alice's new token once
               gatehouse-server token list
               gatehouse-server token revoke alice
+              gatehouse-server journal verify --journal /var/lib/gatehouse/journal.jsonl
             """,
-        subcommands: [Serve.self, Token.self],
+        subcommands: [Serve.self, Token.self, JournalCommand.self],
         defaultSubcommand: Serve.self
     )
 }

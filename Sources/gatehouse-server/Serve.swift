@@ -50,6 +50,13 @@ struct Serve: ParsableCommand {
     )
     var journalQueue: Int = 65_536
     @Option(
+        name: .customLong("journal-queue-bytes"),
+        help:
+            "Bytes of messages waiting for the journal (all clients) past which the server stops reading until it catches up (65536 to 17179869184; default 64 MiB)."
+    )
+    var journalQueueBytes: Int = Journal.defaultMaxQueuedBytes
+    static let journalQueueBytesRange = 65_536...(16 << 30)
+    @Option(
         name: .customLong("journal-max-bytes"),
         help:
             "Roll the journal into numbered segments (FILE.000001, …) past this size; 0 never rolls. The active file is checked in full at start, so this also bounds start-up time."
@@ -119,6 +126,9 @@ struct Serve: ParsableCommand {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard maxConnectionsPerPeer >= 0 else { throw ValidationError("--max-connections-per-peer must be 0 or more") }
         guard journalQueue >= 1 else { throw ValidationError("--journal-queue must be at least 1") }
+        guard Serve.journalQueueBytesRange.contains(journalQueueBytes) else {
+            throw ValidationError("--journal-queue-bytes must be 65536 to 17179869184")
+        }
         if journalMaxBytes != 0 && journalMaxBytes < 4096 {
             throw ValidationError("--journal-max-bytes must be 0 (never roll) or at least 4096")
         }
@@ -184,6 +194,7 @@ struct Serve: ParsableCommand {
         config.fsync = FsyncPolicy(parsing: fsync)!
         config.journalMaxBytes = journalMaxBytes == 0 ? nil : journalMaxBytes
         config.journalMaxQueued = journalQueue
+        config.journalMaxQueuedBytes = journalQueueBytes
         config.maxLine = maxLine
         config.errorBudget = errorBudget
         config.handshakeTimeoutMs = Int(handshakeTimeout * 1000)

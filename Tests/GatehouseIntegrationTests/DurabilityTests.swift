@@ -131,7 +131,7 @@ struct DurabilityTests {
         conn.quit()
         #expect(server.signal(SIGTERM) == 0)
         let segments = try FileManager.default.contentsOfDirectory(atPath: server.directory.path)
-            .filter { $0.hasPrefix("journal.jsonl.") }.sorted()
+            .filter { $0.hasPrefix("journal.jsonl.") && Int($0.dropFirst("journal.jsonl.".count)) != nil }.sorted()
         #expect(segments.count >= 3, "expected several segments, got \(segments)")
         var texts: [String] = []
         var ids: [Int] = []
