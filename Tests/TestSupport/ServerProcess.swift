@@ -13,6 +13,8 @@ public final class ServerProcess: @unchecked Sendable {
     public let host: String
     /// Tokens issued by `start`, by user.
     public private(set) var tokens: [String: String] = [:]
+    /// Variables added to the server's environment at each `start` (e.g. `LD_PRELOAD`).
+    public var environment: [String: String] = [:]
     // Tests read `pid` from helper threads (a killer thread) while `start` replaces the process:
     // the lock is what makes `@unchecked Sendable` true (ThreadSanitizer found the race).
     private let processLock = NSLock()
@@ -29,9 +31,11 @@ public final class ServerProcess: @unchecked Sendable {
         clients: [String] = [],
         arguments: [String] = [],
         pki reuse: TestPKI? = nil,
-        host: String = "127.0.0.1"
+        host: String = "127.0.0.1",
+        environment: [String: String] = [:]
     ) throws {
         self.host = host
+        self.environment = environment
         directory = try TemporaryDirectory(prefix: "gatehouse-server")
         pki =
             try reuse ?? TestPKI.make(in: directory.file("pki"), extraArguments: clients.flatMap { ["--client", $0] })
@@ -65,6 +69,9 @@ public final class ServerProcess: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let before = (try? String(contentsOfFile: logFile, encoding: .utf8))?.count ?? 0
         try process.run()
         self.process = process
