@@ -12,6 +12,8 @@
 //     GH_FAULT_PARTIAL=1            a failing write first stores half its bytes (a short write);
 //                                   the failure comes on the writer's next call
 //     GH_FAULT_DELAY_US=N           sleep N µs in each matching fdatasync/fsync (a slow disk)
+//     GH_FAULT_WRITE_US_PER_KIB=N   sleep N µs per KiB in each matching write (a disk with little
+//                                   bandwidth: 100 is about 10 MB/s)
 //     GH_FAULT_LOG=FILE             append one line per injected fault: "fdatasync 5 EIO"
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -101,6 +103,8 @@ ssize_t write(int fd, const void *buf, size_t count) {
         errno = injectedErrno();
         return -1;
     }
+    const char *slow = getenv("GH_FAULT_WRITE_US_PER_KIB");
+    if (slow != NULL && matches(fd)) usleep((useconds_t)((count * (size_t)atol(slow)) / 1024));
     if (shouldFail(K_WRITE, fd)) {
         const char *partial = getenv("GH_FAULT_PARTIAL");
         if (partial != NULL && strcmp(partial, "1") == 0 && count > 1) {
