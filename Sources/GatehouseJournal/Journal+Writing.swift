@@ -67,7 +67,8 @@ extension Journal {
                 do {
                     // The last id known durable: a power loss may yet take the others away, and
                     // a journal that ends before the state's last id is refused at start.
-                    try JournalState(lastID: s.durableID, digest: nil, reserved: reserved).save(for: path)
+                    try JournalState(lastID: s.durableID, digest: nil, issued: s.nextID - 1, reserved: reserved)
+                        .save(for: path)
                     s.reserved = reserved
                 } catch {
                     fail(batches, "cannot reserve ids in the state file: \(error)", &s, &pending)
@@ -178,6 +179,7 @@ extension Journal {
             return
         }
         markDurable(&s)
+        saveState(&s, reserved: s.reserved, &pending)  // the failed group's ids are burned
     }
 
     /// A flush failed: Linux may have dropped the pages it could not write and reports the
@@ -220,7 +222,6 @@ extension Journal {
         if s.setAsideRenamed {
             do {
                 let fresh = try FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600)
-                try FileIO.syncDirectory(holding: path)
                 close(s.fd)
                 s.fd = fresh.release()
                 s.setAsideRenamed = false
@@ -228,6 +229,9 @@ extension Journal {
                 return false
             }
         }
+        // The rename, the new file (or one whose creation a failed folder fsync left unsure)
+        // must be durable before a record in it is acknowledged.
+        do { try FileIO.syncDirectory(holding: path) } catch { return false }
         s.size = 0
         s.durableSize = 0
         let rewritten = s.atRisk
@@ -373,7 +377,12 @@ extension Journal {
     /// reservation.
     private func saveState(_ s: inout WriterState, reserved: UInt64, _ pending: inout [JournalEvent]) {
         let exact = s.durableID == s.lastID
-        let state = JournalState(lastID: s.durableID, digest: exact ? s.digest : nil, reserved: max(reserved, s.lastID))
+        let state = JournalState(
+            lastID: s.durableID,
+            digest: exact ? s.digest : nil,
+            issued: s.nextID - 1,
+            reserved: reserved
+        )
         do {
             try state.save(for: path)
             s.reserved = state.reserved

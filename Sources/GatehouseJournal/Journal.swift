@@ -123,7 +123,13 @@ public final class Journal: Sendable {
         do {
             if report.truncatedBytes > 0 { try FileIO.fdatasync(owned.raw) }
             try FileIO.syncDirectory(holding: path)
-            try JournalState(lastID: report.lastID, digest: report.digest, reserved: reserved).save(for: path)
+            try JournalState(
+                lastID: report.lastID,
+                digest: report.digest,
+                issued: report.nextID - 1,
+                reserved: reserved
+            )
+            .save(for: path)
         } catch {
             throw JournalError("\(path): cannot make the journal durable at start: \(error)")
         }

@@ -114,6 +114,11 @@ enum JournalRecovery {
                     + "Put the newest journal back, or move the state file away to start from this journal anyway"
             )
         }
+        if activeHasRecords && report.lastID < state.issued {
+            // Ids past the file's end were handed out (a failed group's, or records a power
+            // loss took under interval or never): never again.
+            report.nextID = state.issued + 1
+        }
         if !activeHasRecords && report.lastID < state.reserved {
             // The active file is empty or missing: a rotation tool may have moved away a file
             // holding any id up to the reservation. Continue past all of them.

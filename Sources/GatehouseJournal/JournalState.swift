@@ -7,13 +7,16 @@ import Glibc
 /// What the journal remembers where no rotation tool can rename it away: `<journal>.state`, one
 /// JSON line, replaced atomically (temporary file, fsync, rename, fsync of the folder).
 ///
-/// `last_id` and `h` are the last stored record when the state was written (at start, rotation,
-/// reopen, after a failure and at clean shutdown); `reserved` is the highest id the server may
-/// have handed out since: it reserves ids in blocks ahead of use, so that even a journal file
-/// renamed away without the server's knowledge, followed by a crash, cannot make an id repeat.
+/// `last_id` and `h` are the last record known to be on disk when the state was written (at
+/// start, rotation, reopen, after a failure and at clean shutdown); `issued` the last id handed
+/// out then (past `last_id` when ids of failed groups were burned, or records not yet flushed);
+/// `reserved` the highest id the server may hand out before it writes the state again: it
+/// reserves ids in blocks ahead of use, so that even a journal file renamed away without the
+/// server's knowledge, followed by a crash, cannot make an id repeat.
 struct JournalState: Equatable {
     var lastID: UInt64
     var digest: JournalDigest?
+    var issued: UInt64
     var reserved: UInt64
 
     /// Ids reserved per state write: one write per this many records, and the most ids a crash
@@ -30,6 +33,8 @@ struct JournalState: Equatable {
             digest.appendHex(to: &out)
             out.append(0x22)
         }
+        out.append(contentsOf: Array(#","issued":"#.utf8))
+        JSON.appendDecimal(issued, to: &out)
         out.append(contentsOf: Array(#","reserved":"#.utf8))
         JSON.appendDecimal(reserved, to: &out)
         out.append(contentsOf: Array("}\n".utf8))
@@ -50,10 +55,11 @@ struct JournalState: Equatable {
             }
             return digits > 0 ? value : nil
         }
-        guard let last = number(after: #""last_id":"#), let reserved = number(after: #""reserved":"#),
-            reserved >= last
+        guard let last = number(after: #""last_id":"#), let issued = number(after: #""issued":"#),
+            let reserved = number(after: #""reserved":"#), last <= issued, issued <= reserved
         else { return nil }
         self.lastID = last
+        self.issued = issued
         self.reserved = reserved
         if let at = bytes.firstRange(of: Array(#""h":""#.utf8)) {
             let hex = bytes[at.upperBound...].prefix(32)
@@ -62,10 +68,11 @@ struct JournalState: Equatable {
         }
     }
 
-    init(lastID: UInt64, digest: JournalDigest?, reserved: UInt64) {
+    init(lastID: UInt64, digest: JournalDigest?, issued: UInt64, reserved: UInt64) {
         self.lastID = lastID
         self.digest = digest
-        self.reserved = reserved
+        self.issued = max(issued, lastID)
+        self.reserved = max(reserved, self.issued)
     }
 
     /// Reads the state beside `journal`; nil when there is none yet.

@@ -55,7 +55,7 @@ import Testing
         try fixture.store(["a", "b", "c"])
         let state = try String(contentsOfFile: fixture.path + ".state", encoding: .utf8)
         #expect(state.hasPrefix(#"{"last_id":3,"h":""#), "\(state)")
-        #expect(state.hasSuffix(#","reserved":3}"# + "\n"), "\(state)")
+        #expect(state.hasSuffix(#","issued":3,"reserved":3}"# + "\n"), "\(state)")
     }
 
     @Test func whileRunningIDsAreReservedAhead() throws {
@@ -72,7 +72,9 @@ import Testing
         try fixture.store(["a", "b", "c"])
         // What a crash leaves: the state of a running server, holding a reservation; and a
         // rotation tool that moved the active file away.
-        try Data(#"{"last_id":3,"reserved":5000}"#.utf8).write(to: URL(fileURLWithPath: fixture.path + ".state"))
+        try Data(#"{"last_id":3,"issued":40,"reserved":5000}"#.utf8).write(
+            to: URL(fileURLWithPath: fixture.path + ".state")
+        )
         try FileManager.default.moveItem(atPath: fixture.path, toPath: fixture.path + ".old")
 
         let collector = CompletedBatches()
@@ -84,6 +86,19 @@ import Testing
         #expect(collector.wait(for: 1).first?.outcome == .stored)
         journal.shutdown()
         #expect(try fixture.ids() == [5001])
+    }
+
+    @Test func idsIssuedPastTheFileAreNotReusedAfterACrash() throws {
+        let fixture = try JournalFixture()
+        try fixture.store(["a", "b", "c"])
+        // A failed group burned ids 4 to 7 (its bytes may have been seen before the cut), then
+        // the server crashed: the file ends at 3, the state knows 7 were issued.
+        try Data(#"{"last_id":3,"issued":7,"reserved":5000}"#.utf8)
+            .write(to: URL(fileURLWithPath: fixture.path + ".state"))
+        let journal = try fixture.open(collector: CompletedBatches())
+        #expect(journal.nextID == 8)
+        #expect(!journal.recovery.continuedFromState)
+        journal.shutdown()
     }
 
     @Test func aBrokenStateFileIsRefusedNotIgnored() throws {
