@@ -26,14 +26,17 @@ public struct JournalDigest: Sendable, Equatable, CustomStringConvertible {
         return JournalDigest(high: UInt64(bigEndian: out.0), low: UInt64(bigEndian: out.1))
     }
 
-    /// Appends the 32 lowercase hex digits.
+    /// Appends the 32 lowercase hex digits. Once per record on the journal thread: no table,
+    /// no allocation, one append.
     public func appendHex(to out: inout [UInt8]) {
-        for word in [high, low] {
-            var shift = 60
-            while shift >= 0 {
-                out.append(JournalDigest.hexDigits[Int((word >> UInt64(shift)) & 15)])
-                shift -= 4
+        var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            for i in 0..<32 {
+                let word = i < 16 ? high : low
+                let nibble = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * (i & 15))) & 15
+                buffer[i] = nibble < 10 ? 0x30 &+ nibble : 0x57 &+ nibble
             }
+            out.append(contentsOf: UnsafeRawBufferPointer(buffer))
         }
     }
 
@@ -58,8 +61,6 @@ public struct JournalDigest: Sendable, Equatable, CustomStringConvertible {
         appendHex(to: &out)
         return String(decoding: out, as: UTF8.self)
     }
-
-    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
 /// How a record line is laid out around its digest: `{"id":N,…,"text":"…","h":"<32 hex>"}`.

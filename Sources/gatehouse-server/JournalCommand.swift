@@ -17,7 +17,7 @@ struct JournalCommand: ParsableCommand {
                 """
         )
         @Option(help: "The journal (its segments FILE.000001, … are found beside it).")
-        var journal: String = "data/journal.jsonl"
+        var journal: String = Defaults.journal
 
         func run() throws {
             let result: JournalVerification
