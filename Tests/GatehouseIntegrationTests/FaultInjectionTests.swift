@@ -80,4 +80,54 @@ struct FaultInjectionTests {
         let last = try server.allJournalRecords().last
         #expect((last?["id"] as? Int ?? 0) > (ids.last ?? 0))
     }
+
+    func faultEnvironment(_ faults: [String: String]) throws -> [String: String] {
+        ["LD_PRELOAD": try FaultLibrary.path(), "GH_FAULT_PATH": "journal.jsonl"].merging(faults) { $1 }
+    }
+
+    func waitForLog(_ server: ServerProcess, _ text: String, seconds: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !server.log.contains(text) && Date() < deadline { usleep(20_000) }
+        return server.log.contains(text)
+    }
+
+    @Test func aFailedIntervalFlushNamesTheIDsAtRiskAndWritesThemAgain() throws {
+        // The first flush works (it comes with the first message); the second, the interval
+        // timer's, fails with the next 50 messages acknowledged but not yet flushed.
+        let server = try ServerProcess(
+            arguments: ["--fsync", "interval=1000"],
+            environment: try faultEnvironment(["GH_FAULT_FDATASYNC": "2"])
+        )
+        let conn = try server.authenticatedConnection()
+        #expect(try conn.request("MSG first") == "ACK 1")
+        let texts = (2...51).map { "at risk \($0)" }
+        #expect(conn.sendMessages(texts, window: 50).replies == (2...51).map { "ACK \($0)" })
+        #expect(waitForLog(server, "ids_rewritten=2-51"), "\(server.log.suffix(1500))")
+        #expect(server.log.contains("ids_at_risk=2-51"))
+        #expect(try conn.request("MSG after").hasPrefix("ACK "))
+        conn.quit()
+        server.environment = [:]
+        try server.start(["--fsync", "interval=1000"])  // after a crash
+        let stored = try server.allJournalRecords().compactMap { $0["text"] as? String }
+        #expect(stored == ["first"] + texts + ["after"])
+        #expect(try server.journalFiles().count == 2, "the failed file is set aside as a segment")
+        #expect(try server.verifyJournal().status == 0)
+    }
+
+    @Test func aFailedFlushOfAFileMovedAwayIsLoggedAsPossibleLoss() throws {
+        // SIGHUP after an external rotation: the moved file's flush fails, and its records
+        // belong to the rotation tool now; the loss is logged with the ids, not hidden.
+        let server = try ServerProcess(
+            arguments: ["--fsync", "interval=60000"],
+            environment: try faultEnvironment(["GH_FAULT_FDATASYNC": "2-"])
+        )
+        let conn = try server.authenticatedConnection()
+        #expect(try conn.request("MSG first") == "ACK 1")
+        #expect(conn.sendMessages(["two", "three"], window: 2).replies == ["ACK 2", "ACK 3"])
+        try FileManager.default.moveItem(atPath: server.journalFile, toPath: server.journalFile + ".old")
+        kill(server.pid, SIGHUP)
+        #expect(waitForLog(server, "acknowledged messages may be lost"), "\(server.log.suffix(1500))")
+        #expect(server.log.contains("ids=2-3"))
+        conn.quit()
+    }
 }
