@@ -51,7 +51,9 @@ public enum JournalVerifier {
             var firstLine = true
             let end = try LineReader.forEachLine(fd: fd.raw, size: size, path: file) { line, offset in
                 defer { firstLine = false }
-                if result.records == 0 && check.digest == nil && RecordCheck.parseID(line) == 1 {
+                if result.records == 0 && check.digest == nil && RecordCheck.parseID(line) == 1
+                    && RecordLine.split(line) != nil
+                {
                     check.digest = .genesis  // the journal's very first record chains from zeros
                 }
                 var verdict = check.check(line)

@@ -50,6 +50,26 @@ import Testing
         #expect(result.undigested == 0)
     }
 
+    @Test func aJournalFromBeforeDigestsVerifiesAndTheChainStartsAfterIt() throws {
+        let fixture = try JournalFixture()
+        let old = (1...3).map {
+            #"{"id":\#($0),"time":"2026-11-25T20:49:47.123Z","user":"a","peer":"p","conn":1,"n":\#($0),"text":"old"}"#
+        }
+        try fixture.replace(with: Array((old.joined(separator: "\n") + "\n").utf8))
+        fixture.forgetState()
+        try fixture.store(["new one", "new two"])
+        let result = try JournalVerifier.verify(journal: fixture.path)
+        #expect(result.failure == nil, "\(String(describing: result.failure))")
+        #expect(result.records == 5)
+        #expect(result.undigested == 3)
+        #expect(result.lastID == 5)
+        // A record without a digest after the chain has begun is a fault.
+        try fixture.append(Array((old[0].replacingOccurrences(of: #""id":1,"#, with: #""id":6,"#) + "\n").utf8))
+        let broken = try JournalVerifier.verify(journal: fixture.path)
+        #expect(broken.failure?.id == 6)
+        #expect(broken.failure?.reason.contains("no digest") == true)
+    }
+
     @Test func aCleanShutdownRecordsTheExactLastID() throws {
         let fixture = try JournalFixture()
         try fixture.store(["a", "b", "c"])
