@@ -41,7 +41,8 @@ let package = Package(
         .target(name: "GatehouseAuth", dependencies: ["GatehouseTLS"], swiftSettings: strict),
         // OwnedFD, threads and every system call, behind one small wrapper layer.
         .target(name: "GatehouseSystem", dependencies: ["CGatehouseLinux"], swiftSettings: strict),
-        .target(name: "GatehouseJournal", dependencies: ["GatehouseSystem"], swiftSettings: hotPath),
+        // GatehouseTLS for SHA-256 only (the journal's chained digests): one module owns OpenSSL.
+        .target(name: "GatehouseJournal", dependencies: ["GatehouseSystem", "GatehouseTLS"], swiftSettings: hotPath),
         .target(
             name: "GatehouseServer",
             dependencies: [

@@ -98,4 +98,21 @@ static inline int COpenSSL_ticket_key_setup(EVP_CIPHER_CTX *cipher, EVP_MAC_CTX 
 // OPENSSL_free is a macro over CRYPTO_free with the caller's file and line.
 static inline void COpenSSL_OPENSSL_free(void *p) { OPENSSL_free(p); }
 
+// SHA-256 over two buffers (a journal record's chained digest: the previous digest, then the
+// record). The low-level SHA256_* calls are deprecated in OpenSSL 3 but skip the provider
+// dispatch and context allocation of EVP: about 0.8 us per 176-byte record here against 1.4 us
+// for EVP with a reused context and 3.5 us for EVP_Digest. No state, no allocation.
+#include <openssl/sha.h>
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static inline void COpenSSL_SHA256_two(const void *a, size_t alen, const void *b, size_t blen,
+                                       unsigned char out[32]) {
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, a, alen);
+    SHA256_Update(&c, b, blen);
+    SHA256_Final(out, &c);
+}
+#pragma GCC diagnostic pop
+
 #endif

@@ -15,6 +15,16 @@ public enum JournalEvent: Sendable, Equatable {
     case writeFailed(String)
     /// Writing works again after failures.
     case recovered
+    /// fdatasync failed: the file's cached pages are no longer trusted and the file is set aside.
+    /// `atRisk`: the ids acknowledged since the last good flush (`interval`), whose durability
+    /// that flush was to provide.
+    case syncFailed(String, atRisk: ClosedRange<UInt64>?)
+    /// The file whose flush failed was cut back to `keptBytes` (its last good flush) and renamed
+    /// to `segment` (nil when it kept nothing and was reused); writing goes on in a fresh active
+    /// file, which starts with the acknowledged records `rewritten` from memory, flushed.
+    case setAside(segment: String?, keptBytes: Int, rewritten: ClosedRange<UInt64>?)
+    /// Acknowledged records whose flush failed and that could not be written again.
+    case mayBeLost(ClosedRange<UInt64>, String)
 }
 
 /// The append-only journal and the one thread that writes it.
@@ -30,10 +40,18 @@ public final class Journal: Sendable {
     public let maxBytes: Int?
     /// Records queued or being written past which `isSaturated` says workers should stop reading.
     public let maxQueuedRecords: Int
+    /// Record bytes queued or being written past which `isSaturated` says the same.
+    public let maxQueuedBytes: Int
     /// What opening the journal found (last id, torn bytes cut).
     public let recovery: JournalRecoveryReport
 
-    private struct Queue {
+    /// The default `maxQueuedBytes`: 64 MiB. The journal holds at most about twice this (the
+    /// queued batches, and the group being written), so 10,000 clients sending 64 KiB lines
+    /// cost the journal side ~130 MiB however slow the disk, while one `fdatasync` still
+    /// covers ~1,000 maximal lines.
+    public static let defaultMaxQueuedBytes = 64 << 20
+
+    struct Queue {
         var batches: [JournalBatch] = []
         /// The journal thread is about to block on `wakeFD`: a submitter must signal it.
         var sleeping = false
@@ -41,36 +59,37 @@ public final class Journal: Sendable {
         var reopenRequested = false
     }
 
-    private struct WriterState {
-        var fd: Int32
-        var nextID: UInt64
-        var size: Int
-        var lastSync: UInt64 = 0
-        var unsynced = false
-        var failing = false
-        var output: [UInt8] = []
-    }
-
-    private let queue = Mutex(Queue())
-    private let wakeFD: Int32
-    private let state: Mutex<WriterState>
+    let queue = Mutex(Queue())
+    let wakeFD: Int32
+    let state: Mutex<WriterState>
     private let thread = Mutex<OSThread?>(nil)
-    private let completion: @Sendable ([JournalBatch]) -> Void
-    private let events: @Sendable (JournalEvent) -> Void
+    let completion: @Sendable ([JournalBatch]) -> Void
+    let events: @Sendable (JournalEvent) -> Void
 
-    private let queued = Atomic<Int>(0)
-    private let recordsWritten = Atomic<Int>(0)
-    private let flushes = Atomic<Int>(0)
-    private let failures = Atomic<Int>(0)
+    let queued = Atomic<Int>(0)
+    let queuedBytes = Atomic<Int>(0)
+    let recordsWritten = Atomic<Int>(0)
+    let flushes = Atomic<Int>(0)
+    let failures = Atomic<Int>(0)
 
     /// Records stored, flushes done and failed groups so far. Any thread.
     public var statistics: (records: Int, flushes: Int, failures: Int) {
         (recordsWritten.load(ordering: .relaxed), flushes.load(ordering: .relaxed), failures.load(ordering: .relaxed))
     }
 
-    /// Whether the queue to the journal is full: workers stop reading from clients until it is
-    /// not (backpressure; nothing is dropped). Any thread.
-    public var isSaturated: Bool { queued.load(ordering: .relaxed) >= maxQueuedRecords }
+    /// Whether the queue to the journal is full, in records or in bytes: workers stop reading
+    /// from clients until it is not (backpressure; nothing is dropped). Any thread.
+    public var isSaturated: Bool { isSaturated(adding: 0) }
+
+    /// Whether the queue would be full with `pendingBytes` more (a worker's batch not yet
+    /// submitted). Any thread.
+    public func isSaturated(adding pendingBytes: Int) -> Bool {
+        queued.load(ordering: .relaxed) >= maxQueuedRecords
+            || queuedBytes.load(ordering: .relaxed) + pendingBytes >= maxQueuedBytes
+    }
+
+    /// Record bytes queued or being written now. Any thread.
+    public var queuedByteCount: Int { queuedBytes.load(ordering: .relaxed) }
 
     /// Opens (creating if needed, mode 0600) and checks the journal at `path`, then starts the
     /// journal thread. `completion` runs on the journal thread with each flushed group of batches.
@@ -81,6 +100,7 @@ public final class Journal: Sendable {
         policy: FsyncPolicy,
         maxBytes: Int? = nil,
         maxQueuedRecords: Int = 1 << 16,
+        maxQueuedBytes: Int = Journal.defaultMaxQueuedBytes,
         events: @escaping @Sendable (JournalEvent) -> Void = { _ in },
         completion: @escaping @Sendable ([JournalBatch]) -> Void
     ) throws(JournalError) {
@@ -88,24 +108,46 @@ public final class Journal: Sendable {
         self.policy = policy
         self.maxBytes = maxBytes
         self.maxQueuedRecords = max(1, maxQueuedRecords)
+        self.maxQueuedBytes = max(1, maxQueuedBytes)
         self.completion = completion
         self.events = events
-        let previous = try JournalRecovery.lastIDInSegments(of: path)
+        let saved = try JournalState.load(for: path)
         let owned: OwnedFD
         do { owned = try FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600) } catch {
             throw JournalError("cannot open journal: \(error)")
         }
-        let report = try JournalRecovery.recover(fd: owned.raw, path: path, previousID: previous)
-        if report.truncatedBytes > 0 {
-            // Make the repair itself durable before anyone is told anything new.
-            try? FileIO.fdatasync(owned.raw)
+        let report = try JournalRecovery.open(fd: owned.raw, path: path, state: saved)
+        // Make the repair and the file's creation durable before anyone is told anything new,
+        // and reserve the ids this run may hand out before it hands out any.
+        let reserved = report.nextID - 1 + JournalState.reservation
+        do {
+            if report.truncatedBytes > 0 { try FileIO.fdatasync(owned.raw) }
+            try FileIO.syncDirectory(holding: path)
+            try JournalState(
+                lastID: report.lastID,
+                digest: report.digest,
+                issued: report.nextID - 1,
+                reserved: reserved
+            )
+            .save(for: path)
+        } catch {
+            throw JournalError("\(path): cannot make the journal durable at start: \(error)")
         }
         let wake: OwnedFD
         do { wake = try EventFD.create() } catch { throw JournalError("\(error)") }
         // Both descriptors live as long as the journal; `deinit` closes them.
         self.wakeFD = wake.release()
         self.recovery = report
-        self.state = Mutex(WriterState(fd: owned.release(), nextID: report.lastID + 1, size: report.size))
+        self.state = Mutex(
+            WriterState(
+                fd: owned.release(),
+                nextID: report.nextID,
+                lastID: report.lastID,
+                digest: report.digest,
+                reserved: reserved,
+                size: report.size
+            )
+        )
         thread.withLock { $0 = OSThread(name: "gh-journal") { [self] in self.run() } }
     }
 
@@ -117,6 +159,7 @@ public final class Journal: Sendable {
     /// Hands a batch to the journal thread. Called by workers; never blocks on I/O.
     public func submit(_ batch: JournalBatch) {
         queued.add(batch.count, ordering: .relaxed)
+        queuedBytes.add(batch.byteCount, ordering: .relaxed)
         let wake = queue.withLock { q -> Bool in
             q.batches.append(batch)
             let wake = q.sleeping
@@ -136,7 +179,7 @@ public final class Journal: Sendable {
         EventFD.signal(wakeFD)
     }
 
-    /// Writes what is queued, flushes, stops the thread and waits for it.
+    /// Writes what is queued, flushes, records the state, stops the thread and waits for it.
     public func shutdown() {
         queue.withLock { $0.stopping = true }
         EventFD.signal(wakeFD)
@@ -164,7 +207,7 @@ public final class Journal: Sendable {
             if reopen { reopenFile() }
             if batches.isEmpty {
                 if stopping {
-                    state.withLock { s in if s.unsynced { try? FileIO.fdatasync(s.fd) } }
+                    finish()
                     return
                 }
                 if reopen { continue }
@@ -174,155 +217,25 @@ public final class Journal: Sendable {
             }
             write(batches)
             var records = 0
-            for batch in batches { records += batch.count }
+            var bytes = 0
+            for batch in batches {
+                records += batch.count
+                bytes += batch.byteCount
+            }
             queued.add(-records, ordering: .relaxed)
+            queuedBytes.add(-bytes, ordering: .relaxed)
             completion(batches)
             rotateIfDue()
         }
     }
 
-    /// How long to sleep with nothing to do: forever, unless an interval flush is owed.
+    /// How long to sleep with nothing to do: forever, unless an interval flush is owed or a
+    /// failed file waits to be set aside.
     private func idleWaitMs() -> Int32 {
-        guard case .interval(let ms) = policy else { return -1 }
-        return state.withLock { $0.unsynced } ? Int32(ms) : -1
-    }
-
-    private func syncIfDue() {
-        guard case .interval(let ms) = policy else { return }
         state.withLock { s in
-            guard s.unsynced, monotonicMs() - s.lastSync >= UInt64(ms) else { return }
-            if (try? FileIO.fdatasync(s.fd)) != nil {
-                s.unsynced = false
-                s.lastSync = monotonicMs()
-                flushes.add(1, ordering: .relaxed)
-            }
+            if s.needsSetAside { return 1000 }
+            guard case .interval(let ms) = policy else { return -1 }
+            return s.unsynced ? Int32(ms) : -1
         }
     }
-
-    private func write(_ batches: [JournalBatch]) {
-        var event: JournalEvent?
-        state.withLock { s in
-            s.output.removeAll(keepingCapacity: true)
-            var id = s.nextID
-            var records = 0
-            for batch in batches {
-                batch.firstID = id
-                batch.tails.withUnsafeBytes { tails in
-                    var start = 0
-                    for end in batch.ends {
-                        s.output.append(contentsOf: JournalBatch.idPrefix)
-                        JSON.appendDecimal(id, to: &s.output)
-                        s.output.append(contentsOf: UnsafeRawBufferPointer(rebasing: tails[start..<end]))
-                        start = end
-                        id += 1
-                    }
-                }
-                records += batch.count
-            }
-            var failure: String?
-            do {
-                try FileIO.writeAll(s.fd, s.output)
-                switch policy {
-                case .always:
-                    try FileIO.fdatasync(s.fd)
-                    flushes.add(1, ordering: .relaxed)
-                case .interval(let ms):
-                    s.unsynced = true
-                    if monotonicMs() - s.lastSync >= UInt64(ms) {
-                        try FileIO.fdatasync(s.fd)
-                        s.unsynced = false
-                        s.lastSync = monotonicMs()
-                        flushes.add(1, ordering: .relaxed)
-                    }
-                case .never:
-                    break
-                }
-            } catch {
-                failure = "\(error)"
-            }
-            if let failure {
-                // Cut back whatever part of the group reached the file, so no record is half
-                // written and no unacknowledged record stays behind to be taken as stored.
-                try? FileIO.truncate(s.fd, to: s.size)
-                failures.add(1, ordering: .relaxed)
-                for batch in batches { batch.outcome = .failed(failure) }
-                if !s.failing { event = .writeFailed(failure) }
-                s.failing = true
-            } else {
-                s.size += s.output.count
-                s.nextID = id
-                recordsWritten.add(records, ordering: .relaxed)
-                for batch in batches { batch.outcome = .stored }
-                if s.failing { event = .recovered }
-                s.failing = false
-            }
-            if s.output.capacity > 4 << 20 { s.output = [] }  // do not keep a burst's buffer forever
-        }
-        if let event { events(event) }
-    }
-
-    /// Rolls the active file into the next numbered segment once it is over `maxBytes`.
-    /// Runs between groups on the journal thread: no record is split, lost or written twice,
-    /// and workers keep queueing meanwhile.
-    private func rotateIfDue() {
-        guard let maxBytes else { return }
-        var rotatedTo: String?
-        state.withLock { s in
-            guard s.size >= maxBytes else { return }
-            if s.unsynced { try? FileIO.fdatasync(s.fd) }
-            let number = (JournalSegments.list(path).last?.number ?? 0) + 1
-            let segment = JournalSegments.name(of: path, number: number)
-            guard rename(path, segment) == 0 else {
-                events(.writeFailed("cannot rotate journal to \(segment): \(String(cString: strerror(errno)))"))
-                return
-            }
-            guard let fresh = try? FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600) else {
-                // Keep writing to the renamed file rather than stop: nothing is lost, the next
-                // rotation tries again.
-                _ = rename(segment, path)
-                return
-            }
-            close(s.fd)
-            s.fd = fresh.release()
-            s.size = 0
-            s.unsynced = false
-            syncDirectory()
-            rotatedTo = segment
-        }
-        if let rotatedTo { events(.rotated(segment: rotatedTo)) }
-    }
-
-    private func reopenFile() {
-        let opened = state.withLock { s -> Bool in
-            if s.unsynced { try? FileIO.fdatasync(s.fd) }
-            guard let fresh = try? FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600) else {
-                return false
-            }
-            let size = (try? FileIO.size(fresh.raw)) ?? 0
-            close(s.fd)
-            s.fd = fresh.release()
-            s.size = size
-            s.unsynced = false
-            return true
-        }
-        events(opened ? .reopened : .writeFailed("cannot reopen \(path); still writing to the old file"))
-    }
-
-    /// Makes a rename durable: fsync the folder that holds the journal.
-    private func syncDirectory() {
-        let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-        if let fd = try? FileIO.open(dir.isEmpty ? "/" : dir, flags: O_RDONLY | O_DIRECTORY) {
-            _ = fsync(fd.raw)
-        }
-    }
-
-    private func monotonicMs() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
-    }
-}
-
-extension JournalBatch {
-    static let idPrefix: [UInt8] = Array(#"{"id":"#.utf8)
 }

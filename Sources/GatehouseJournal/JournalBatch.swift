@@ -6,7 +6,8 @@
 public final class JournalBatch: @unchecked Sendable {
     /// The worker that made the batch and receives its completion.
     public let worker: Int
-    /// Each record's bytes after its `{"id":N` prefix, LF included, back to back.
+    /// Each record's bytes after its `{"id":N` prefix, up to and with its text's closing quote,
+    /// back to back (the journal adds the id, the digest `,"h":"…"}` and the LF).
     public private(set) var tails: [UInt8] = []
     /// End offset in `tails` of each record.
     public private(set) var ends: [Int] = []
@@ -30,6 +31,8 @@ public final class JournalBatch: @unchecked Sendable {
     }
 
     public var count: Int { ends.count }
+    /// The bytes the batch's records take, as counted against the journal's queue budget.
+    public var byteCount: Int { tails.count }
     public var isEmpty: Bool { ends.isEmpty }
 
     /// Appends one record.
@@ -59,7 +62,7 @@ public final class JournalBatch: @unchecked Sendable {
         JSON.appendDecimal(UInt64(n), to: &tails)
         tails.append(contentsOf: JSON.textKey)
         JSON.appendEscaped(text, to: &tails)
-        tails.append(contentsOf: JSON.recordEnd)
+        tails.append(0x22)
     }
 }
 
@@ -68,7 +71,6 @@ public enum JSON {
     public static let timeKey: [UInt8] = Array(#","time":""#.utf8)
     public static let nKey: [UInt8] = Array(#","n":"#.utf8)
     public static let textKey: [UInt8] = Array(#","text":""#.utf8)
-    public static let recordEnd: [UInt8] = Array("\"}\n".utf8)
 
     /// The fixed fields of one connection, encoded once per connection:
     /// `","user":"alice","peer":"127.0.0.1:5000","conn":17` — starting by closing the time string.

@@ -6,96 +6,139 @@ import Glibc
 
 /// What opening a journal found.
 public struct JournalRecoveryReport: Sendable, Equatable {
-    /// The id of the last complete record (in the active file, or else in the newest segment), 0 if none.
+    /// The id of the last stored record (in the active file, the newest segment, or per the
+    /// state file), 0 if none.
     public var lastID: UInt64
-    /// Bytes of a torn last record that were cut off (0 if the file ended cleanly).
+    /// Bytes of a torn or damaged tail that were cut off (0 if the file ended cleanly).
     public var truncatedBytes: Int
     /// The active file's size after repair.
     public var size: Int
+    /// The id the next record gets: past `lastID`, and past every id the state file reserved
+    /// when the files that might hold them are gone (renamed or deleted by a rotation tool).
+    public var nextID: UInt64 = 1
+    /// Why a damaged tail was cut (the first bad record's fault), when one was.
+    public var cutReason: String?
+    /// The ids continue from the state file, not from a record found in the journal.
+    public var continuedFromState = false
+    /// The digest the next record chains from.
+    public internal(set) var digest: JournalDigest?
 
     public init(lastID: UInt64, truncatedBytes: Int, size: Int) {
         self.lastID = lastID
         self.truncatedBytes = truncatedBytes
         self.size = size
+        self.nextID = lastID + 1
     }
 }
 
-/// Checks the active journal file from start to end before the server accepts anyone:
-/// every complete line must be a record whose id is greater than the one before. A partial
-/// last line (a write cut by a crash) is truncated away; anything wrong before it is refused
-/// with the byte offset of the bad record.
+/// Checks the active journal file from start to end before the server accepts anyone: every
+/// complete line must be a record whose id is greater than the one before and whose digest
+/// follows from the previous record's. A torn or damaged tail (bad records with no good one
+/// after them: a write cut by a crash) is truncated away; a bad record followed by good ones is
+/// damage in the middle and is refused with its byte offset.
 ///
 /// > Warning: blocking file I/O, done once at start-up. It reads the whole active file, which
 /// > `--journal-max-bytes` keeps bounded.
 enum JournalRecovery {
-    static func recover(fd: Int32, path: String, previousID: UInt64 = 0) throws(JournalError) -> JournalRecoveryReport {
+    /// Recovers the active file `fd` (at `path`), after records up to `previousID`.
+    static func recover(
+        fd: Int32,
+        path: String,
+        previousID: UInt64 = 0
+    ) throws(JournalError) -> JournalRecoveryReport {
         let size: Int
         do { size = try FileIO.size(fd) } catch { throw JournalError("\(path): \(error)") }
-        var lastID = previousID
-        var offset = 0  // start of the line being assembled
-        var line: [UInt8] = []
-        let chunkSize = 1 << 20
-        var position = 0
-        while position < size {
-            let chunk: [UInt8]
-            do { chunk = try FileIO.read(fd, count: min(chunkSize, size - position), at: position) } catch {
-                throw JournalError("\(path): \(error)")
-            }
-            guard !chunk.isEmpty else { break }
-            var start = 0
-            while let lf = chunk[start...].firstIndex(of: 0x0A) {
-                line.append(contentsOf: chunk[start..<lf])
-                guard let id = parseID(line) else {
-                    throw JournalError(
-                        "\(path): the record at byte offset \(offset) is not a journal record; "
-                            + "the journal is corrupt before its tail and was not opened"
-                    )
+        // The first record of the file anchors the chain: its predecessor may be in a file that
+        // an external rotation moved away (`journal verify` checks the joins between files).
+        var check = RecordCheck(lastID: previousID, digest: nil)
+        var goodEnd = 0
+        var firstBad: (offset: Int, reason: String)?
+        var goodAfterBad: Int?
+        var previousStored: JournalDigest?
+        _ = try LineReader.forEachLine(fd: fd, size: size, path: path) { line, offset in
+            if firstBad == nil {
+                switch check.check(line) {
+                case .good: goodEnd = offset + line.count + 1
+                case .bad(let reason, _): firstBad = (offset, reason)
                 }
-                guard id > lastID else {
-                    throw JournalError(
-                        "\(path): the record at byte offset \(offset) has id \(id), not greater than \(lastID); "
-                            + "the journal is corrupt and was not opened"
-                    )
+            } else if RecordCheck.parseID(line) != nil {
+                // A record after the damage that follows from the line before it: the damage is
+                // not a torn tail but in the middle of the file.
+                if let (hashed, stored) = RecordLine.split(line) {
+                    if let p = previousStored, p.next(hashed) == stored {
+                        goodAfterBad = offset
+                        return false
+                    }
+                } else if check.digest == nil {
+                    goodAfterBad = offset  // a journal without digests: any record counts
+                    return false
                 }
-                lastID = id
-                offset = position + lf + 1
-                line.removeAll(keepingCapacity: true)
-                start = lf + 1
             }
-            line.append(contentsOf: chunk[start...])
-            position += chunk.count
+            previousStored = RecordLine.split(line)?.digest
+            return true
         }
-        let torn = size - offset
+        if let bad = firstBad, let good = goodAfterBad {
+            throw JournalError(
+                "\(path): the record at byte offset \(bad.offset) is damaged (\(bad.reason)), and good records "
+                    + "follow it (at byte offset \(good)); the journal is corrupt before its tail and was not "
+                    + "opened. 'gatehouse-server journal verify' shows the details"
+            )
+        }
+        let torn = size - goodEnd
         if torn > 0 {
-            do { try FileIO.truncate(fd, to: offset) } catch { throw JournalError("\(path): \(error)") }
+            do { try FileIO.truncate(fd, to: goodEnd) } catch { throw JournalError("\(path): \(error)") }
         }
-        return JournalRecoveryReport(lastID: lastID, truncatedBytes: torn, size: offset)
+        var report = JournalRecoveryReport(lastID: check.lastID, truncatedBytes: torn, size: goodEnd)
+        report.digest = check.digest
+        report.cutReason = firstBad.map { "\($0.reason), at byte offset \($0.offset)" }
+        return report
     }
 
-    /// The id of a record line `{"id":N,...}`, or nil if the line is not one.
-    static func parseID(_ line: [UInt8]) -> UInt64? {
-        let prefix: [UInt8] = Array(#"{"id":"#.utf8)
-        guard line.count > prefix.count + 1, line.starts(with: prefix), line.last == 0x7D else { return nil }
-        var value: UInt64 = 0
-        var digits = 0
-        for b in line.dropFirst(prefix.count) {
-            guard b >= 0x30 && b <= 0x39 else { break }
-            let (m, o1) = value.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(UInt64(b - 0x30))
-            guard !o1 && !o2 else { return nil }
-            value = a
-            digits += 1
+    /// Recovers the active file and decides the next id from it, the newest segment and the
+    /// state file. Refuses a journal older than the state says.
+    static func open(
+        fd: Int32,
+        path: String,
+        state: JournalState?
+    ) throws(JournalError) -> JournalRecoveryReport {
+        let previous = try lastRecordInSegments(of: path)
+        var report = try recover(fd: fd, path: path, previousID: previous.id)
+        let activeHasRecords = report.size > 0
+        if report.digest == nil && !activeHasRecords { report.digest = previous.digest }
+        guard let state else { return report }
+        if activeHasRecords && report.lastID < state.lastID {
+            throw JournalError(
+                "\(path) ends at id \(report.lastID), but \(JournalState.path(for: path)) says id \(state.lastID) "
+                    + "was already stored: this journal is older than the server's state (restored from a "
+                    + "backup, or a file from elsewhere?). Ids must never go back, so the server did not start. "
+                    + "Put the newest journal back, or move the state file away to start from this journal anyway"
+            )
         }
-        return digits > 0 ? value : nil
+        if activeHasRecords && report.lastID < state.issued {
+            // Ids past the file's end were handed out (a failed group's, or records a power
+            // loss took under interval or never): never again.
+            report.nextID = state.issued + 1
+        }
+        if !activeHasRecords && report.lastID < state.reserved {
+            // The active file is empty or missing: a rotation tool may have moved away a file
+            // holding any id up to the reservation. Continue past all of them.
+            if state.lastID >= report.lastID { report.digest = state.digest ?? report.digest }
+            report.lastID = max(report.lastID, state.lastID)
+            report.nextID = state.reserved + 1
+            report.continuedFromState = true
+        }
+        return report
     }
 
-    /// The id of the last record of the newest rolled segment of `path`, or 0 when there is none.
-    static func lastIDInSegments(of path: String) throws(JournalError) -> UInt64 {
-        guard let newest = JournalSegments.list(path).last else { return 0 }
+    /// The id and digest of the last record of the newest rolled segment of `path`, or 0 and
+    /// nil when there is none.
+    static func lastRecordInSegments(of path: String) throws(JournalError) -> (id: UInt64, digest: JournalDigest?) {
+        guard let newest = JournalSegments.list(path).last else { return (0, nil) }
         let owned: OwnedFD
         do { owned = try FileIO.open(newest.path, flags: O_RDONLY) } catch { throw JournalError("\(error)") }
         let size: Int
         do { size = try FileIO.size(owned.raw) } catch { throw JournalError("\(newest.path): \(error)") }
+        if size == 0 { return (0, nil) }
         // A segment is complete by construction; its last line is read backwards in one go.
         let window = min(size, 1 << 20)
         let tail: [UInt8]
@@ -105,10 +148,13 @@ enum JournalRecovery {
         var end = tail.count
         if end > 0 && tail[end - 1] == 0x0A { end -= 1 }
         let start = tail[..<end].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
-        guard let id = parseID(Array(tail[start..<end])) else {
-            throw JournalError("\(newest.path): the last record is not a journal record")
+        let last = Array(tail[start..<end])
+        let parsed = last.withUnsafeBytes { line -> (UInt64, JournalDigest?)? in
+            guard let id = RecordCheck.parseID(line) else { return nil }
+            return (id, RecordLine.split(line)?.digest)
         }
-        return id
+        guard let parsed else { throw JournalError("\(newest.path): the last record is not a journal record") }
+        return parsed
     }
 }
 

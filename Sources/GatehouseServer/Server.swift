@@ -94,6 +94,7 @@ public final class Server: Sendable {
                 policy: config.fsync,
                 maxBytes: config.journalMaxBytes,
                 maxQueuedRecords: config.journalMaxQueued,
+                maxQueuedBytes: config.journalMaxQueuedBytes,
                 events: { event in
                     switch event {
                     case .rotated(let segment):
@@ -107,6 +108,8 @@ public final class Server: Sendable {
                         )
                     case .recovered:
                         journalLogger.notice("journal writes work again")
+                    default:
+                        JournalEventLog.log(event, to: journalLogger)
                     }
                 },
                 completion: { batches in
@@ -119,6 +122,7 @@ public final class Server: Sendable {
                 }
             )
         } catch { throw ServerError("journal: \(error)") }
+        JournalEventLog.logRecovery(journal.recovery, path: config.journalFile, to: logger)
         if journal.recovery.truncatedBytes > 0 {
             logger.warning(
                 "journal: cut a torn last record left by a crash",

@@ -15,6 +15,8 @@ public struct ServerConfiguration: Sendable {
     public var journalMaxBytes: Int?
     /// Messages queued for the journal (all workers) past which workers stop reading clients.
     public var journalMaxQueued: Int = 1 << 16
+    /// Record bytes queued for the journal (all workers) past which workers stop reading clients.
+    public var journalMaxQueuedBytes: Int = Journal.defaultMaxQueuedBytes
     /// Longest request line in bytes, CR and LF included.
     public var maxLine: Int = 65_536
     /// ERR replies a connection may receive before it is closed.

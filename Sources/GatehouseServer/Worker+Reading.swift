@@ -11,7 +11,7 @@ extension Worker {
     /// Reads and answers everything the socket and OpenSSL hold, until want-read, a pause or a close.
     func readAvailable(_ conn: Connection) {
         while conn.phase == .open && !conn.readPaused {
-            if shared.journal.isSaturated {
+            if shared.journal.isSaturated(adding: batch.byteCount) {
                 // Backpressure: the journal is behind. Read nothing more until it catches up;
                 // the client is not dropped and nothing it sent is lost.
                 conn.readPaused = true

@@ -21,7 +21,8 @@ enum ConfigSources {
     /// options `serve --help` shows, and to `deploy/gatehouse.json`.
     static let settings: [(name: String, kind: Kind)] = [
         ("host", .string), ("port", .int), ("cert", .string), ("key", .string), ("tokens", .string),
-        ("journal", .string), ("fsync", .string), ("journal-queue", .int), ("journal-max-bytes", .int),
+        ("journal", .string), ("fsync", .string), ("journal-queue", .int), ("journal-queue-bytes", .int),
+        ("journal-max-bytes", .int),
         ("workers", .int), ("min-tls", .string), ("max-line", .int), ("error-budget", .int),
         ("handshake-timeout", .double), ("idle-timeout", .double), ("drain-timeout", .double),
         ("max-connections", .int), ("max-connections-per-peer", .int), ("client-ca", .string),

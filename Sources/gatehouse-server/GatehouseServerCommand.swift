@@ -19,8 +19,9 @@ struct GatehouseServerCommand: ParsableCommand {
               gatehouse-server token list
               gatehouse-server token revoke alice
               gatehouse-server check-config --config /etc/gatehouse/gatehouse.json
+              gatehouse-server journal verify --journal /var/lib/gatehouse/journal.jsonl
             """,
-        subcommands: [Serve.self, Token.self, CheckConfig.self],
+        subcommands: [Serve.self, Token.self, CheckConfig.self, JournalCommand.self],
         defaultSubcommand: Serve.self
     )
 

@@ -58,6 +58,13 @@ struct Serve: ParsableCommand {
     )
     var journalQueue: Int = 65_536
     @Option(
+        name: .customLong("journal-queue-bytes"),
+        help:
+            "Bytes of messages waiting for the journal (all clients) past which the server stops reading until it catches up (65536 to 17179869184; default 64 MiB)."
+    )
+    var journalQueueBytes: Int = Journal.defaultMaxQueuedBytes
+    static let journalQueueBytesRange = 65_536...(16 << 30)
+    @Option(
         name: .customLong("journal-max-bytes"),
         help:
             "Roll the journal into numbered segments (FILE.000001, …) past this size; 0 never rolls. The active file is checked in full at start, so this also bounds start-up time."
@@ -147,6 +154,7 @@ struct Serve: ParsableCommand {
                 unit: "bytes (or 0: never roll)"
             )
         }
+        try FlagRange.check("--journal-queue-bytes", journalQueueBytes, Serve.journalQueueBytesRange, unit: "bytes")
         try FlagRange.check("--auth-failure-limit", authFailureLimit, 0...1_000_000)
         try FlagRange.check("--auth-failure-window", authFailureWindow, 0.001...86_400, unit: "seconds")
         try FlagRange.check("--session-tickets", sessionTickets, 0...10)
@@ -284,6 +292,7 @@ extension Serve {
         config.fsync = FsyncPolicy(parsing: fsync)!
         config.journalMaxBytes = journalMaxBytes == 0 ? nil : journalMaxBytes
         config.journalMaxQueued = journalQueue
+        config.journalMaxQueuedBytes = journalQueueBytes
         config.maxLine = maxLine
         config.errorBudget = errorBudget
         config.handshakeTimeoutMs = Int(handshakeTimeout * 1000)

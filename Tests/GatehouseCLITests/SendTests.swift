@@ -116,7 +116,7 @@ struct SendTests {
         try process.run()
         defer { if process.isRunning { process.terminate() } }
         // Two lines, then the input stays open: the send waits for more until Ctrl-C.
-        input.fileHandleForWriting.write(Data("first\nsecond\n".utf8))
+        try input.fileHandleForWriting.write(contentsOf: Data("first\nsecond\n".utf8))
         let deadline = Date().addingTimeInterval(20)
         var out = ""
         while Date() < deadline && !out.contains("ACK 2") {

@@ -69,6 +69,8 @@ struct DurabilityTests {
             #expect(counts.values.allSatisfy { $0 == 1 }, "a message is stored twice")
             let missing = everAcked.filter { counts[$0] == nil }
             #expect(missing.isEmpty, "acknowledged but not in the journal: \(missing.prefix(5))")
+            let verified = try server.verifyJournal()  // recovery left a chain without a break
+            #expect(verified.status == 0, "\(verified.stdout) \(verified.stderr)")
             // The restarted server serves.
             let conn = try server.authenticatedConnection()
             #expect(try conn.request("MSG after restart \(round)") == "ACK 1")
@@ -131,7 +133,7 @@ struct DurabilityTests {
         conn.quit()
         #expect(server.signal(SIGTERM) == 0)
         let segments = try FileManager.default.contentsOfDirectory(atPath: server.directory.path)
-            .filter { $0.hasPrefix("journal.jsonl.") }.sorted()
+            .filter { $0.hasPrefix("journal.jsonl.") && Int($0.dropFirst("journal.jsonl.".count)) != nil }.sorted()
         #expect(segments.count >= 3, "expected several segments, got \(segments)")
         var texts: [String] = []
         var ids: [Int] = []
@@ -145,6 +147,11 @@ struct DurabilityTests {
         }
         #expect(texts == messages)
         #expect(ids == Array(1...300))
+        let verified = try server.verifyJournal()
+        #expect(
+            verified.stdout.contains("OK 300 records in \(segments.count + 1) file(s), last id 300"),
+            "\(verified.stdout)"
+        )
         // A restart continues the id sequence from the segments.
         try server.start(["--journal-max-bytes", "4096"])
         let again = try server.authenticatedConnection()

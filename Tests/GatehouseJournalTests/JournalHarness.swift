@@ -104,6 +104,12 @@ final class JournalFixture {
         return batch
     }
 
+    /// Removes the state file, as for a journal from before state files (or one whose state a
+    /// crash left behind earlier than the file's edit in a test).
+    func forgetState() {
+        try? FileManager.default.removeItem(atPath: path + ".state")
+    }
+
     /// The file's bytes.
     func contents() throws -> [UInt8] {
         Array(try Data(contentsOf: URL(fileURLWithPath: path)))

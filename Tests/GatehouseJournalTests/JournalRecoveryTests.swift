@@ -56,6 +56,7 @@ import Testing
         let lastLength = lines[3].count + 1
         let keep = full.count - lastLength + lastLength / 2
         try fixture.replace(with: Array(full.prefix(keep)))
+        fixture.forgetState()  // the clean shutdown's state knows record 4 was stored: no crash tears it
 
         let (report, nextID) = try reopenAndStore(fixture)
         #expect(report.lastID == 3)
@@ -124,44 +125,60 @@ import Testing
     ]
 
     @Test(arguments: notRecords)
-    func lastCompleteLineThatIsNotARecordFailsNamingItsOffset(_ line: String) throws {
+    func damagedLastLineIsCutAsATornTail(_ line: String) throws {
+        // A crash can leave whole lines of garbage (pages never written): nothing good follows
+        // them, so they are a tail, cut like a torn record, and the cause is reported.
         let fixture = try JournalFixture()
         try fixture.store(["good"])
-        let goodSize = try fixture.contents().count
+        let good = try fixture.contents()
         try fixture.append(Array((line + "\n").utf8))
-        let before = try fixture.contents()
 
-        let collector = CompletedBatches()
-        let error = #expect(throws: JournalError.self) {
-            let journal = try fixture.open(collector: collector)
-            journal.shutdown()
-        }
-        let message = error?.message ?? ""
-        #expect(message.contains("byte offset \(goodSize)"), "\(message)")
-        #expect(message.contains(fixture.path), "\(message)")
-        // Nothing was repaired or written: the operator gets the file as it was.
-        #expect(try fixture.contents() == before)
-        #expect(collector.all.isEmpty)
+        let (report, nextID) = try reopenAndStore(fixture)
+        #expect(report.truncatedBytes == line.utf8.count + 1)
+        #expect(report.cutReason?.contains("byte offset \(good.count)") == true, "\(report.cutReason ?? "")")
+        #expect(nextID == 2)
+        #expect(try fixture.records().map { $0["text"] as? String } == ["good", "after"])
     }
 
-    @Test func corruptLastLineIsReportedEvenBeforeATornTail() throws {
+    @Test func garbageBeforeATornTailIsCutWithIt() throws {
         let fixture = try JournalFixture()
         try fixture.store(["good"])
         let goodSize = try fixture.contents().count
         try fixture.append(Array("not a record\n{\"id\":2,\"te".utf8))
-        let error = #expect(throws: JournalError.self) {
-            try fixture.open(collector: CompletedBatches()).shutdown()
-        }
-        #expect(error?.message.contains("byte offset \(goodSize)") == true, "\(error?.message ?? "")")
+        let (report, _) = try reopenAndStore(fixture)
+        #expect(report.size == goodSize)
+        #expect(report.cutReason?.contains("not a journal record") == true)
     }
 
-    @Test func corruptFirstLineReportsOffsetZero() throws {
+    @Test func damageFollowedByGoodRecordsIsRefusedNamingItsOffset() throws {
+        // A changed byte in the middle: the records after it still chain to one another, so this
+        // is no torn tail, and cutting there would drop acknowledged messages. Refuse.
         let fixture = try JournalFixture()
-        try fixture.replace(with: Array("hello\n".utf8))
+        try fixture.store(["one", "two", "three", "four"])
+        var bytes = try fixture.contents()
+        let secondStart = bytes.firstIndex(of: 0x0A)! + 1
+        let flip = bytes[secondStart...].firstRange(of: Array("two".utf8))!.lowerBound
+        bytes[flip] = UInt8(ascii: "T")
+        try fixture.replace(with: bytes)
+
         let error = #expect(throws: JournalError.self) {
             try fixture.open(collector: CompletedBatches()).shutdown()
         }
-        #expect(error?.message.contains("byte offset 0") == true, "\(error?.message ?? "")")
+        let message = error?.message ?? ""
+        #expect(message.contains("byte offset \(secondStart)"), "\(message)")
+        #expect(message.contains("digest"), "\(message)")
+        #expect(message.contains(fixture.path), "\(message)")
+        // Nothing was repaired: the operator gets the file as it was.
+        #expect(try fixture.contents() == bytes)
+    }
+
+    @Test func aFileOfGarbageBecomesEmpty() throws {
+        let fixture = try JournalFixture()
+        try fixture.replace(with: Array("hello\n".utf8))
+        let (report, nextID) = try reopenAndStore(fixture)
+        #expect(report.truncatedBytes == 6)
+        #expect(report.cutReason?.contains("byte offset 0") == true)
+        #expect(nextID == 1)
     }
 
     @Test func journalInAMissingFolderFailsToOpen() throws {

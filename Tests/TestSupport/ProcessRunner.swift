@@ -33,7 +33,10 @@ public enum ProcessRunner {
         let outData = Collector(out.fileHandleForReading)
         let errData = Collector(err.fileHandleForReading)
         try process.run()
-        if let stdin { input.fileHandleForWriting.write(stdin) }
+        // The throwing write: a child that exits without reading its input (s_client refusing a
+        // protocol version at once) makes the write fail with EPIPE, which the old `write(_:)`
+        // turns into a crash of the whole test process.
+        if let stdin { try? input.fileHandleForWriting.write(contentsOf: stdin) }
         try? input.fileHandleForWriting.close()
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(5_000) }

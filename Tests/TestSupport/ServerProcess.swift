@@ -11,10 +11,10 @@ public final class ServerProcess: @unchecked Sendable {
     public private(set) var port: Int = 0
     /// The address the server listens on (`127.0.0.1` unless the test asked for another).
     public let host: String
-    /// Added to the server's environment (e.g. NOTIFY_SOCKET).
-    public let environment: [String: String]
     /// Tokens issued by `start`, by user.
     public private(set) var tokens: [String: String] = [:]
+    /// Variables added to the server's environment at each `start` (e.g. `LD_PRELOAD`).
+    public var environment: [String: String] = [:]
     // Tests read `pid` from helper threads (a killer thread) while `start` replaces the process:
     // the lock is what makes `@unchecked Sendable` true (ThreadSanitizer found the race).
     private let processLock = NSLock()

@@ -1,0 +1,46 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The calls that make file creation and renames durable, for the journal.
+extension FileIO {
+    /// fsync: data and metadata (used on folders, after a create or a rename in them).
+    public static func fsync(_ fd: Int32) throws(SystemError) {
+        while Glibc.fsync(fd) != 0 {
+            if errno == EINTR { continue }
+            throw SystemError("fsync", errno: errno)
+        }
+    }
+
+    public static func rename(_ from: String, to: String) throws(SystemError) {
+        guard Glibc.rename(from, to) == 0 else { throw SystemError("rename(\(from), \(to))", errno: errno) }
+    }
+
+    /// Makes a create or a rename in the folder holding `path` durable: fsync of the folder.
+    public static func syncDirectory(holding path: String) throws(SystemError) {
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { String(path[..<$0]) } ?? "."
+        let fd = try open(dir.isEmpty ? "/" : dir, flags: O_RDONLY | O_DIRECTORY)
+        try fsync(fd.raw)
+    }
+
+    /// Replaces the file at `path` with `bytes` atomically and durably: a temporary file beside
+    /// it is written and fsynced, renamed over `path`, and the folder fsynced.
+    public static func replaceAtomically(_ path: String, with bytes: [UInt8], mode: UInt32 = 0o600) throws(SystemError)
+    {
+        let temporary = path + ".tmp"
+        do {
+            let fd = try open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+            try writeAll(fd.raw, bytes)
+            try fsync(fd.raw)
+        } catch {
+            _ = unlink(temporary)
+            throw error
+        }
+        try rename(temporary, to: path)
+        try syncDirectory(holding: path)
+    }
+
+    /// Whether `path` names an existing file (any kind).
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+}
