@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "CGatehouseLinux"),
         .target(name: "GatehouseTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "GatehouseProtocol", swiftSettings: hotPath),
-        .target(name: "GatehouseAuth", dependencies: ["GatehouseTLS"], swiftSettings: strict),
+        .target(name: "GatehouseAuth", dependencies: ["GatehouseTLS", "GatehouseSystem"], swiftSettings: strict),
         // OwnedFD, threads and every system call, behind one small wrapper layer.
         .target(name: "GatehouseSystem", dependencies: ["CGatehouseLinux"], swiftSettings: strict),
         // GatehouseTLS for SHA-256 only (the journal's chained digests): one module owns OpenSSL.
