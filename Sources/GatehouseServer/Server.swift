@@ -22,6 +22,7 @@ public struct ServerError: Error, CustomStringConvertible, Sendable {
 /// shutdown; `wait` blocks until the workers are gone. Safe to call from any thread.
 public final class Server: Sendable {
     private let shared: ServerShared
+    private let metricsEndpoint: MetricsEndpoint?
     private let workers: [WorkerHandle]
     /// The address the listeners are bound to (with the real port when 0 was asked for).
     public let boundAddress: String
@@ -85,6 +86,7 @@ public final class Server: Sendable {
             } catch { throw ServerError("\(error)") }
         }
         let routes = inboxes
+        let health = ServerHealth()
         let journal: Journal
         do {
             let journalLogger = logger
@@ -96,6 +98,7 @@ public final class Server: Sendable {
                 maxQueuedRecords: config.journalMaxQueued,
                 maxQueuedBytes: config.journalMaxQueuedBytes,
                 events: { event in
+                    health.record(event)
                     switch event {
                     case .rotated(let segment):
                         journalLogger.info("journal rotated", metadata: ["segment": "\(segment)"])
@@ -174,9 +177,32 @@ public final class Server: Sendable {
             tls: tls,
             tokens: tokens,
             clientMap: clientMap,
-            journal: journal
+            journal: journal,
+            health: health
         )
         self.shared = shared
+        if let (host, port) = config.metricsAddress {
+            let exposition = Exposition(shared: shared)
+            let notReady: @Sendable () -> String? = {
+                shared.health.notReady(
+                    openConnections: shared.metrics.connectionsOpen.load(ordering: .relaxed),
+                    maxConnections: shared.config.maxConnections
+                )
+            }
+            let routes = MetricsEndpoint.Routes(
+                metrics: { exposition.render(ready: notReady() == nil) },
+                notReady: notReady
+            )
+            do {
+                // Bound now (a busy port stops the start), served once the workers run.
+                metricsEndpoint = try MetricsEndpoint(host: host, port: port, routes: routes)
+            } catch {
+                journal.shutdown()
+                throw ServerError("cannot listen for metrics on \(host) port \(port): \(error)")
+            }
+        } else {
+            metricsEndpoint = nil
+        }
         var handles: [WorkerHandle] = []
         for index in 0..<workerCount {
             let worker: Worker
@@ -195,6 +221,10 @@ public final class Server: Sendable {
             handles.append(WorkerHandle(inbox: inboxes[index], thread: thread))
         }
         self.workers = handles
+        if let metricsEndpoint {
+            metricsEndpoint.start()
+            logger.info("metrics listening", metadata: ["metrics": "\(metricsEndpoint.address)"])
+        }
         logger.info(
             "gatehouse listening",
             metadata: [
@@ -210,6 +240,7 @@ public final class Server: Sendable {
 
     /// Begins a graceful shutdown: stop accepting, answer what was read, SHUTTING_DOWN, close.
     public func drain() {
+        shared.health.draining.store(true, ordering: .relaxed)
         for worker in workers { worker.inbox.post(.drain) }
     }
 
@@ -221,6 +252,7 @@ public final class Server: Sendable {
     /// Waits for every worker to finish, then flushes and closes the journal.
     public func wait() {
         for worker in workers { worker.thread.join() }
+        metricsEndpoint?.stop()
         shared.journal.shutdown()
         let stats = shared.journal.statistics
         shared.logger.info(
@@ -250,6 +282,7 @@ public final class Server: Sendable {
             let tls = try Server.makeTLSContext(shared.config)
             let old = shared.currentTLSContext()
             shared.replace(tls: tls)
+            shared.metrics.reloadsSucceeded.add(1, ordering: .relaxed)
             shared.logger.info(
                 "TLS material reloaded",
                 metadata: [
@@ -259,6 +292,7 @@ public final class Server: Sendable {
                 ]
             )
         } catch {
+            shared.metrics.reloadsFailed.add(1, ordering: .relaxed)
             shared.logger.error(
                 "TLS material not reloaded; the old one stays in force",
                 metadata: ["error": "\(error.message)"]
@@ -288,8 +322,10 @@ public final class Server: Sendable {
         do {
             let map = try ClientIdentityMap.load(path, allowGroupRead: shared.config.allowGroupReadableSecrets)
             shared.replace(clientMap: map)
+            shared.metrics.reloadsSucceeded.add(1, ordering: .relaxed)
             shared.logger.info("client map reloaded", metadata: ["rules": "\(map.rules.count)"])
         } catch {
+            shared.metrics.reloadsFailed.add(1, ordering: .relaxed)
             shared.logger.error(
                 "client map not reloaded; the old one stays in force",
                 metadata: ["error": "\(error.message)"]
@@ -305,8 +341,10 @@ public final class Server: Sendable {
                 allowGroupRead: shared.config.allowGroupReadableSecrets
             )
             shared.replace(tokens: tokens)
+            shared.metrics.reloadsSucceeded.add(1, ordering: .relaxed)
             shared.logger.info("tokens reloaded", metadata: ["users": "\(tokens.users.count)"])
         } catch {
+            shared.metrics.reloadsFailed.add(1, ordering: .relaxed)
             shared.logger.error(
                 "tokens not reloaded; the old ones stay in force",
                 metadata: ["error": "\(error.message)"]

@@ -39,6 +39,9 @@ public struct ServerConfiguration: Sendable {
     /// by default only their owner may (`SecretFile`).
     public var allowGroupReadableSecrets = false
 
+    /// Where `/metrics`, `/healthz` and `/readyz` are served over plain HTTP; nil: nowhere.
+    public var metricsAddress: (host: String, port: Int)?
+
     /// Maps client-certificate names to users (`--client-map`); nil: the subject CN is the user.
     public var clientMapFile: String?
     /// Failed AUTHs a peer address may make in a burst before its AUTHs are answered RATE_LIMITED

@@ -10,6 +10,8 @@ public final class ServerMetrics: Sendable {
     let errorsSent = Atomic<Int>(0)
     let busyRefusals = Atomic<Int>(0)
     let peerLimitRefusals = Atomic<Int>(0)
+    let reloadsSucceeded = Atomic<Int>(0)
+    let reloadsFailed = Atomic<Int>(0)
 
     init() {}
 

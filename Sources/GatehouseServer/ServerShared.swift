@@ -14,6 +14,7 @@ final class ServerShared: Sendable {
     let logger: Logger
     let metrics = ServerMetrics()
     let journal: Journal
+    let health: ServerHealth
     private let tlsContext: Mutex<TLSContext>
     private let tokenStore: Mutex<TokenStore>
     private let clientMap: Mutex<ClientIdentityMap?>
@@ -28,8 +29,10 @@ final class ServerShared: Sendable {
         tls: TLSContext,
         tokens: TokenStore,
         clientMap: ClientIdentityMap?,
-        journal: Journal
+        journal: Journal,
+        health: ServerHealth = ServerHealth()
     ) {
+        self.health = health
         self.config = config
         self.logger = logger
         self.tlsContext = Mutex(tls)

@@ -28,7 +28,7 @@ enum ConfigSources {
         ("max-connections", .int), ("max-connections-per-peer", .int), ("client-ca", .string),
         ("client-auth", .string), ("crl", .string), ("client-map", .string), ("auth-failure-limit", .int),
         ("auth-failure-window", .double), ("max-msg-rate", .string), ("session-tickets", .int),
-        ("log-level", .string), ("log-format", .string), ("allow-group-read", .flag),
+        ("log-level", .string), ("log-format", .string), ("allow-group-read", .flag), ("metrics-address", .string),
     ]
 
     struct Failure: Error, CustomStringConvertible {

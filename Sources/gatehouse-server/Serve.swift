@@ -122,6 +122,12 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
     @Option(
+        name: .customLong("metrics-address"),
+        help:
+            "Serve /metrics (Prometheus), /healthz and /readyz over plain HTTP on HOST:PORT ([::1]:9100 for IPv6). Off by default; bind it to loopback or a private address."
+    )
+    var metricsAddress: String?
+    @Option(
         name: .customLong("log-format"),
         help: "Log lines as text (key=value) or json (one object per line, for log shippers)."
     )
@@ -178,6 +184,11 @@ struct Serve: ParsableCommand {
         if crl != nil && mode == .off { throw FlagRange.Error("--crl needs --client-auth optional or required") }
         if clientMap != nil && mode == .off {
             throw FlagRange.Error("--client-map needs --client-auth optional or required")
+        }
+        if let metricsAddress, Serve.hostAndPort(metricsAddress) == nil {
+            throw FlagRange.Error(
+                "--metrics-address must be HOST:PORT with PORT from 0 to 65535 (got \(metricsAddress))"
+            )
         }
         guard ["text", "json"].contains(logFormat) else {
             throw FlagRange.Error("--log-format must be text or json (got \(logFormat))")
@@ -305,6 +316,7 @@ extension Serve {
         config.authFailureWindowSeconds = authFailureWindow
         config.maxMessageRate = Serve.messageRate(maxMsgRate)!
         config.allowGroupReadableSecrets = allowGroupRead
+        config.metricsAddress = metricsAddress.flatMap(Serve.hostAndPort)
         return config
     }
 
@@ -313,6 +325,17 @@ extension Serve {
         let m = server.metrics
         return "listening on \(server.boundAddress); \(m["connections_open"] ?? 0) connections, "
             + "\(m["messages_acknowledged"] ?? 0) messages acknowledged"
+    }
+
+    /// `HOST:PORT` or `[IPV6]:PORT`; nil if malformed.
+    static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        return (host, port)
     }
 
     /// `N` or `N/s` as messages per second; nil if malformed.
