@@ -78,6 +78,8 @@ let package = Package(
         .testTarget(name: "GatehouseTLSTests", dependencies: ["GatehouseTLS", "TestSupport"]),
         .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "TestSupport"]),
         .testTarget(name: "GatehouseJournalTests", dependencies: ["GatehouseJournal", "TestSupport"]),
+        // The connection state machine, driven event by event with a fake clock.
+        .testTarget(name: "GatehouseServerTests", dependencies: ["GatehouseServer", "GatehouseProtocol"]),
         .testTarget(
             name: "GatehouseIntegrationTests",
             dependencies: ["GatehouseClient", "GatehouseSystem", "GatehouseTLS", "TestSupport"]

@@ -20,6 +20,8 @@ public struct ServerConfiguration: Sendable {
     /// ERR replies a connection may receive before it is closed.
     public var errorBudget: Int = 10
     public var handshakeTimeoutMs: Int = 10_000
+    /// Time from the greeting within which a connection must authenticate (ERR AUTH_TIMEOUT).
+    public var authTimeoutMs: Int = 10_000
     public var idleTimeoutMs: Int = 300_000
     public var drainTimeoutMs: Int = 10_000
     public var maxConnections: Int = 10_000
@@ -32,6 +34,13 @@ public struct ServerConfiguration: Sendable {
     public var maxOutboundBytes: Int = 256 * 1024
     /// Messages of one connection waiting for the journal before the server stops reading from it.
     public var maxInFlightPerConnection: Int = 4096
+    /// Journal bytes (text and record fields) of one connection's messages waiting for the
+    /// journal before the server stops reading from it.
+    public var maxInFlightBytesPerConnection: Int = 1 << 20
+    /// Plaintext read from one connection per loop turn before the worker serves the others: one
+    /// full TLS record. A client that pipelines faster than the worker parses gets this much per
+    /// turn, like every other; in a debug build 16 KiB of PINGs take about 20 ms to answer.
+    public var readBudgetBytes: Int = 16 * 1024
 
     /// Maps client-certificate names to users (`--client-map`); nil: the subject CN is the user.
     public var clientMapFile: String?

@@ -27,6 +27,17 @@ struct Serve: ParsableCommand {
             --drain-timeout); a second one exits at once. SIGHUP reloads the certificate chain and key, the client CA, the CRL, the client map
             and the tokens file (a broken file is refused and the old material stays), and reopens
             the journal by path (for external rotation tools).
+
+            Limits and closing: a client has --handshake-timeout for TLS, then --auth-timeout from
+            the greeting to authenticate (ERR AUTH_TIMEOUT; PING does not extend it). A line must
+            end within --idle-timeout of its first byte, and a connection with no complete line and
+            no reply for --idle-timeout gets ERR IDLE_TIMEOUT. Replies queued for one client (unsent,
+            or waiting behind an ACK) are bounded at 256 KiB, its messages waiting for the journal at
+            4096 and --max-in-flight-bytes: past a bound the server stops reading that client until
+            it drains. Each turn of a worker's loop reads at most one TLS record (16 KiB) from a
+            client, so one fast client cannot starve the others. After the last reply (BYE, ERR ...)
+            the server sends close_notify and FIN, reads and drops input until EOF or for up to 2 s,
+            then closes, so the client reads everything sent to it.
             """
     )
 
@@ -65,7 +76,17 @@ struct Serve: ParsableCommand {
     var errorBudget: Int = 10
     @Option(name: .customLong("handshake-timeout"), help: "Seconds a client has to finish the TLS handshake.")
     var handshakeTimeout: Double = 10
-    @Option(name: .customLong("idle-timeout"), help: "Seconds without a complete line before ERR IDLE_TIMEOUT.")
+    @Option(
+        name: .customLong("auth-timeout"),
+        help:
+            "Seconds from the greeting within which a client must authenticate, else ERR AUTH_TIMEOUT (PING does not extend it)."
+    )
+    var authTimeout: Double = 10
+    @Option(
+        name: .customLong("idle-timeout"),
+        help:
+            "Seconds without a complete line or a reply before ERR IDLE_TIMEOUT; a line must also end within this time of its first byte."
+    )
     var idleTimeout: Double = 300
     @Option(name: .customLong("drain-timeout"), help: "Seconds a graceful shutdown may take.")
     var drainTimeout: Double = 10
@@ -76,6 +97,12 @@ struct Serve: ParsableCommand {
         help: "Concurrent connections from one address (0: no limit)."
     )
     var maxConnectionsPerPeer: Int = 0
+    @Option(
+        name: .customLong("max-in-flight-bytes"),
+        help:
+            "Bytes of one connection's messages waiting for the journal past which the server stops reading that client until they are stored."
+    )
+    var maxInFlightBytes: Int = 1 << 20
     @Option(name: .customLong("client-ca"), help: "PEM bundle of CAs for client certificates.")
     var clientCA: String?
     @Option(name: .customLong("client-auth"), help: "Client certificates: off, optional or required.")
@@ -89,7 +116,8 @@ struct Serve: ParsableCommand {
     var clientMap: String?
     @Option(
         name: .customLong("auth-failure-limit"),
-        help: "Failed AUTHs per peer address before AUTH gets ERR RATE_LIMITED (0: no limit)."
+        help:
+            "Failed AUTHs per peer address (IPv4, IPv6 /64) before it is throttled: then a wrong token gets ERR RATE_LIMITED and the connection closes; a right one still authenticates (0: no limit)."
     )
     var authFailureLimit: Int = 10
     @Option(
@@ -115,6 +143,12 @@ struct Serve: ParsableCommand {
         guard errorBudget >= 1 else { throw ValidationError("--error-budget must be at least 1") }
         guard handshakeTimeout > 0, idleTimeout > 0, drainTimeout > 0 else {
             throw ValidationError("timeouts must be positive")
+        }
+        guard authTimeout >= 0.001 && authTimeout <= 86_400 else {
+            throw ValidationError("--auth-timeout must be 0.001 to 86400 seconds")
+        }
+        guard (4096...(1 << 30)).contains(maxInFlightBytes) else {
+            throw ValidationError("--max-in-flight-bytes must be 4096 to 1073741824")
         }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard maxConnectionsPerPeer >= 0 else { throw ValidationError("--max-connections-per-peer must be 0 or more") }
@@ -187,10 +221,12 @@ struct Serve: ParsableCommand {
         config.maxLine = maxLine
         config.errorBudget = errorBudget
         config.handshakeTimeoutMs = Int(handshakeTimeout * 1000)
+        config.authTimeoutMs = max(1, Int(authTimeout * 1000))
         config.idleTimeoutMs = Int(idleTimeout * 1000)
         config.drainTimeoutMs = Int(drainTimeout * 1000)
         config.maxConnections = maxConnections
         config.maxConnectionsPerPeer = maxConnectionsPerPeer
+        config.maxInFlightBytesPerConnection = maxInFlightBytes
         config.clientMapFile = clientMap
         config.authFailureLimit = authFailureLimit
         config.authFailureWindowSeconds = authFailureWindow
