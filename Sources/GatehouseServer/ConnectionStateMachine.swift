@@ -105,82 +105,6 @@ struct ConnectionStateMachine {
         self.lastActivity = now
     }
 
-    // MARK: derived state
-
-    /// When the timer must fire, from the phase and the clock readings the events carried.
-    var deadline: UInt64 {
-        switch phase {
-        case .handshaking(let deadline, _):
-            return deadline
-        case .open(let open):
-            // Idle: since the last complete line or written reply. Line: a line must end within
-            // the idle timeout from its first byte, whatever trickles in meanwhile.
-            var d = lastActivity &+ limits.idleTimeout
-            if let started = lineStartedAt { d = min(d, started &+ limits.idleTimeout) }
-            if let auth = open.authDeadline { d = min(d, auth) }
-            return d
-        case .closing(_, let deadline, _), .lingering(_, let deadline):
-            return deadline
-        case .closed:
-            return .max
-        }
-    }
-
-    /// Whether the worker should read the socket now.
-    var wantsToRead: Bool {
-        switch phase {
-        case .open(let open): open.reading == .active
-        case .closing(_, _, let reading): reading
-        case .lingering: true
-        case .handshaking, .closed: false
-        }
-    }
-
-    var isOpen: Bool {
-        if case .open = phase { return true }
-        return false
-    }
-
-    var isHandshaking: Bool {
-        if case .handshaking = phase { return true }
-        return false
-    }
-
-    var isLingering: Bool {
-        if case .lingering = phase { return true }
-        return false
-    }
-
-    var isClosed: Bool {
-        if case .closed = phase { return true }
-        return false
-    }
-
-    var isBusyRefusal: Bool {
-        if case .handshaking(_, true) = phase { return true }
-        return false
-    }
-
-    /// The reason the connection is closing or closed, if it is.
-    var closeReason: CloseReason? {
-        switch phase {
-        case .closing(let reason, _, _), .lingering(let reason, _), .closed(let reason): reason
-        case .handshaking, .open: nil
-        }
-    }
-
-    /// Whether what this connection holds is over one of its bounds.
-    var isOverBounds: Bool {
-        replies.queuedBytes > limits.maxQueuedReplyBytes || replies.inFlight >= limits.maxInFlightMessages
-            || replies.inFlightBytes > limits.maxInFlightBytes
-    }
-
-    /// Whether it is back under half of every bound (the hysteresis keeps pause and resume apart).
-    var isUnderHalfBounds: Bool {
-        replies.queuedBytes <= limits.maxQueuedReplyBytes / 2 && replies.inFlight <= limits.maxInFlightMessages / 2
-            && replies.inFlightBytes <= limits.maxInFlightBytes / 2
-    }
-
     // MARK: handshake
 
     /// The TLS handshake finished. `certificateUser`: the user a verified client certificate
@@ -422,32 +346,4 @@ struct ConnectionStateMachine {
     private func format(_ seconds: Double) -> String {
         seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
     }
-}
-
-/// The limits and timers every connection of a server shares, in nanoseconds and bytes.
-struct ConnectionLimits: Sendable, Equatable {
-    var handshakeTimeout: UInt64 = 10_000_000_000
-    var authTimeout: UInt64 = 10_000_000_000
-    var idleTimeout: UInt64 = 300_000_000_000
-    /// How long a closing connection has to take its last replies: min(drain timeout, 5 s).
-    var closeGrace: UInt64 = 5_000_000_000
-    /// After the last reply and FIN: how long input is read and dropped, waiting for EOF.
-    var lingerTimeout: UInt64 = 2_000_000_000
-    /// Reply bytes queued for one client, unsent or waiting behind an ACK.
-    var maxQueuedReplyBytes = 256 * 1024
-    /// Messages of one connection waiting for the journal.
-    var maxInFlightMessages = 4096
-    /// Journal bytes of one connection's messages waiting for the journal.
-    var maxInFlightBytes = 1 << 20
-    /// Plaintext read from one connection per loop turn before the others get theirs.
-    var readBudget = 16 * 1024
-    var errorBudget = 10
-    var maxLine = 65_536
-    /// MSG lines per second per connection; 0 for no limit.
-    var maxMessageRate = 0
-
-    /// What a journal record costs beyond its text (id, time, user, peer, conn, n, keys).
-    static let recordOverhead = 128
-
-    init() {}
 }

@@ -329,23 +329,3 @@ final class Worker {
     }
 
 }
-
-extension ConnectionLimits {
-    /// The limits `config` sets, in the machine's units.
-    init(_ config: ServerConfiguration) {
-        self.init()
-        let ms: UInt64 = 1_000_000
-        handshakeTimeout = UInt64(max(1, config.handshakeTimeoutMs)) * ms
-        authTimeout = UInt64(max(1, config.authTimeoutMs)) * ms
-        idleTimeout = UInt64(max(1, config.idleTimeoutMs)) * ms
-        closeGrace = UInt64(max(1, min(config.drainTimeoutMs, 5_000))) * ms
-        lingerTimeout = UInt64(max(1, min(config.drainTimeoutMs, 2_000))) * ms
-        maxQueuedReplyBytes = config.maxOutboundBytes
-        maxInFlightMessages = config.maxInFlightPerConnection
-        maxInFlightBytes = config.maxInFlightBytesPerConnection
-        readBudget = config.readBudgetBytes
-        errorBudget = config.errorBudget
-        maxLine = config.maxLine
-        maxMessageRate = config.maxMessageRate
-    }
-}

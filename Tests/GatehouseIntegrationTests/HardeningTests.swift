@@ -116,7 +116,10 @@ struct HardeningTests {
     }
 
     @Test func badRateFlagsAreRefused() throws {
-        for arguments in [["--max-msg-rate", "fast"], ["--auth-failure-limit", "-1"], ["--crl", "/dev/null"]] {
+        for arguments in [
+            ["--max-msg-rate", "fast"], ["--auth-failure-limit", "-1"], ["--crl", "/dev/null"],
+            ["--auth-timeout", "0"], ["--auth-timeout", "100000"], ["--max-in-flight-bytes", "100"],
+        ] {
             #expect(throws: (any Error).self, "\(arguments)") { _ = try ServerProcess(arguments: arguments) }
         }
     }
