@@ -129,7 +129,22 @@ struct LifecycleTests {
     @Test func aPingFloodBehindAnUnfinishedAckIsBoundedAndOthersKeepTheirLatency() throws {
         // One worker: the flooder and the measured client share its loop.
         let server = try ServerProcess(arguments: ["--workers", "1"])
-        let token = server.tokens["alice"]!
+        let other = try server.authenticatedConnection()
+        var sent = 0
+        /// One message at a time for `seconds`: each ACK's latency, sorted.
+        func measure(for seconds: Double) throws -> [Double] {
+            var latencies: [Double] = []
+            let until = Date().addingTimeInterval(seconds)
+            while Date() < until {
+                let t0 = Date()
+                let reply = try other.request("MSG measured \(sent)")
+                latencies.append(Date().timeIntervalSince(t0))
+                sent += 1
+                #expect(reply == "ACK \(sent)")
+            }
+            return latencies.sorted()
+        }
+        func p99(_ sorted: [Double]) -> Double { sorted[min(sorted.count - 1, sorted.count * 99 / 100)] }
         let before = try #require(server.residentKiB())
         // 20 MB of PINGs behind one MSG, written without reading a reply. Its writer thread
         // blocks once the server stops reading it (the bound: 256 KiB of replies queued).
@@ -139,30 +154,27 @@ struct LifecycleTests {
         let writer = Thread { try? box.value.writeRaw(flood) }
         writer.start()
         usleep(200_000)
-        // Meanwhile another client sends one message at a time and times each ACK.
-        let other = try server.authenticatedConnection()
-        var latencies: [Double] = []
+        let contentionBefore = cpuContention()
         var peak = before
-        let until = Date().addingTimeInterval(3)
-        var i = 0
-        while Date() < until {
-            let t0 = Date()
-            let reply = try other.request("MSG measured \(i)")
-            latencies.append(Date().timeIntervalSince(t0))
-            #expect(reply == "ACK \(i + 1)")
-            i += 1
-            if i % 20 == 0 { peak = max(peak, server.residentKiB() ?? 0) }
+        var flooded: [Double] = []
+        for _ in 0..<6 {
+            flooded += try measure(for: 0.5)
+            peak = max(peak, server.residentKiB() ?? 0)
         }
-        peak = max(peak, server.residentKiB() ?? 0)
-        latencies.sort()
-        let p99 = latencies[min(latencies.count - 1, latencies.count * 99 / 100)]
+        flooded.sort()
+        let loaded = p99(flooded)
+        // The worker is busy with the flooder, so its latency is CPU time: on a machine whose
+        // cores other processes share (parallel test suites), 50 ms of CPU takes longer.
+        let slowdown = max(1, contentionBefore, cpuContention())
         print(
-            "ping flood: \(latencies.count) ACKs to the other client, p99 \(Int(p99 * 1000)) ms; server RSS +\(peak - before) KiB"
+            "ping flood: \(flooded.count) ACKs to the other client, p99 \(Int(loaded * 1000)) ms "
+                + "(CPU contention \(String(format: "%.1f", slowdown))x); server RSS +\(peak - before) KiB"
         )
-        #expect(latencies.count >= 20)
-        #expect(p99 < 0.050, "p99 \(p99 * 1000) ms")
-        // The bound: 256 KiB of queued replies, the line framer, TLS record buffers and the
-        // socket buffers are the kernel's; 8 MiB leaves room for the allocator, not for 20 MB.
+        #expect(flooded.count >= 20)
+        // Before the read budget, the flooder was read until its socket was empty: seconds.
+        #expect(loaded < 0.050 * slowdown, "p99 \(loaded * 1000) ms, contention \(slowdown)x")
+        // The bound: 256 KiB of queued replies, the line framer, TLS record buffers (the
+        // socket buffers are the kernel's); 8 MiB leaves room for the allocator, not for 20 MB.
         #expect(peak - before < 8 * 1024, "resident memory grew by \(peak - before) KiB")
         flooder.reset()
         other.quit()
@@ -187,4 +199,22 @@ struct LifecycleTests {
         #expect(server.waitForLog("reason=quit"))
         #expect(try server.journalRecords().count == 100)
     }
+}
+
+/// How much longer than its CPU time a busy loop takes on this machine now: 1 when a core is
+/// free, more when other processes share the cores. Spins for 50 ms of CPU time.
+func cpuContention() -> Double {
+    func clock(_ id: clockid_t) -> Double {
+        var ts = timespec()
+        clock_gettime(id, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+    let cpu0 = clock(CLOCK_THREAD_CPUTIME_ID)
+    let wall0 = clock(CLOCK_MONOTONIC)
+    var x: UInt64 = 1
+    while clock(CLOCK_THREAD_CPUTIME_ID) - cpu0 < 0.050 {
+        for _ in 0..<10_000 { x = x &* 6_364_136_223_846_793_005 &+ 1 }
+    }
+    withExtendedLifetime(x) {}
+    return (clock(CLOCK_MONOTONIC) - wall0) / (clock(CLOCK_THREAD_CPUTIME_ID) - cpu0)
 }
