@@ -6,10 +6,6 @@ import GatehouseSystem
 import GatehouseTLS
 import Logging
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// One worker thread: its own epoll loop, listening socket and connections.
 ///
 /// Everything here runs on the worker's thread; other threads reach it only through `inbox`.
