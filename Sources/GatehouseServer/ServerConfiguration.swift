@@ -49,6 +49,10 @@ public struct ServerConfiguration: Sendable {
     public var authFailureLimit: Int = 10
     /// Seconds over which a peer's whole allowance of failures refills.
     public var authFailureWindowSeconds: Double = 60
+    /// Close new connections from a throttled address before TLS (`--throttle-refuse-connections`),
+    /// as OpenSSH's PerSourcePenalties do; addresses in `throttleExempt` are never refused.
+    public var throttleRefuseConnections = false
+    public var throttleExempt: [AddressRange] = []
     /// MSG lines per second one connection may send (bursts of as many); past it, ERR RATE_LIMITED.
     /// 0: no limit.
     public var maxMessageRate: Int = 0

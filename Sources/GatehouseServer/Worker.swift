@@ -179,6 +179,12 @@ final class Worker {
             return
         }
         let host = peer.host
+        if refusedAsThrottled(peer: peer, host: host) {
+            shared.metrics.throttleRefusals.add(1, ordering: .relaxed)
+            logger.debug("connection refused: address throttled", metadata: ["peer": "\(peer)"])
+            Socket.close(fd)
+            return
+        }
         guard shared.admit(peer: host) else {
             shared.metrics.peerLimitRefusals.add(1, ordering: .relaxed)
             logger.debug("connection refused: per-address limit", metadata: ["peer": "\(peer)"])
@@ -226,6 +232,16 @@ final class Worker {
         }
         scheduleTimer(conn)
         logger.debug("connection accepted", metadata: ["conn": "\(id)", "peer": "\(conn.peer)"])
+    }
+
+    /// With `--throttle-refuse-connections`: whether `peer`'s address is throttled for failed
+    /// AUTHs and not exempt, so that its connection is closed before it costs a TLS handshake.
+    func refusedAsThrottled(peer: SocketAddress, host: String) -> Bool {
+        let config = shared.config
+        guard config.throttleRefuseConnections, shared.authenticationThrottled(peer: peer.description, now: now) else {
+            return false
+        }
+        return !config.throttleExempt.contains { $0.contains(host: host) }
     }
 
     // MARK: events

@@ -125,6 +125,17 @@ struct Serve: ParsableCommand {
         help: "Seconds over which a peer's allowance of failed AUTHs refills."
     )
     var authFailureWindow: Double = 60
+    @Flag(
+        name: .customLong("throttle-refuse-connections"),
+        help:
+            "Close new connections from a throttled address before TLS (off by default: it also refuses a legitimate client behind the same NAT)."
+    )
+    var throttleRefuseConnections = false
+    @Option(
+        name: .customLong("throttle-exempt"),
+        help: "Addresses --throttle-refuse-connections never refuses, as CIDR,… (e.g. 10.0.0.0/8,2001:db8::/32)."
+    )
+    var throttleExempt: String?
     @Option(name: .customLong("max-msg-rate"), help: "MSG lines per second per connection, as N or N/s (0: no limit).")
     var maxMsgRate: String = "0"
     @Option(
@@ -171,6 +182,14 @@ struct Serve: ParsableCommand {
         }
         guard authFailureLimit >= 0 else { throw ValidationError("--auth-failure-limit must be 0 or more") }
         guard authFailureWindow > 0 else { throw ValidationError("--auth-failure-window must be positive") }
+        if let throttleExempt {
+            guard AddressRange.list(throttleExempt) != nil else {
+                throw ValidationError("--throttle-exempt must be CIDR,… (e.g. 10.0.0.0/8,2001:db8::/32)")
+            }
+            guard throttleRefuseConnections else {
+                throw ValidationError("--throttle-exempt needs --throttle-refuse-connections")
+            }
+        }
         guard Serve.messageRate(maxMsgRate) != nil else {
             throw ValidationError("--max-msg-rate must be N or N/s with N from 0 to 1000000")
         }
@@ -230,6 +249,8 @@ struct Serve: ParsableCommand {
         config.clientMapFile = clientMap
         config.authFailureLimit = authFailureLimit
         config.authFailureWindowSeconds = authFailureWindow
+        config.throttleRefuseConnections = throttleRefuseConnections
+        config.throttleExempt = throttleExempt.flatMap(AddressRange.list) ?? []
         config.maxMessageRate = Serve.messageRate(maxMsgRate)!
 
         // Block the signals before any thread starts, so that every thread inherits the mask and

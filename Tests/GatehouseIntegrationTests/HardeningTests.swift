@@ -119,6 +119,7 @@ struct HardeningTests {
         for arguments in [
             ["--max-msg-rate", "fast"], ["--auth-failure-limit", "-1"], ["--crl", "/dev/null"],
             ["--auth-timeout", "0"], ["--auth-timeout", "100000"], ["--max-in-flight-bytes", "100"],
+            ["--throttle-exempt", "10.0.0.0/8"], ["--throttle-refuse-connections", "--throttle-exempt", "10.0.0.0/33"],
         ] {
             #expect(throws: (any Error).self, "\(arguments)") { _ = try ServerProcess(arguments: arguments) }
         }

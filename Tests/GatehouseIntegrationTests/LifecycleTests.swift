@@ -126,6 +126,25 @@ struct LifecycleTests {
         #expect(!server.log.contains(token))
     }
 
+    @Test func withThrottleRefuseConnectionsAThrottledAddressIsClosedBeforeTLSUnlessExempt() throws {
+        let throttle = ["--auth-failure-limit", "2", "--auth-failure-window", "600", "--throttle-refuse-connections"]
+        let server = try ServerProcess(arguments: throttle + ["--log-level", "debug"])
+        var guesser = try Open(server)
+        for _ in 0..<2 { #expect(try guesser.request("AUTH alice wrong").hasPrefix("ERR AUTH_FAILED")) }
+        // Throttled now: new connections from the address do not get a handshake.
+        #expect(throws: ClientError.self) { _ = try server.client().connect() }
+        #expect(server.waitForLog("connection refused: address throttled"))
+        // The connection already open is not cut off: its right token still authenticates.
+        #expect(try guesser.request("AUTH alice \(server.tokens["alice"]!)") == "OK AUTH alice")
+        // With the address exempt, the same history refuses nothing.
+        let exempt = try ServerProcess(arguments: throttle + ["--throttle-exempt", "10.0.0.0/8,127.0.0.0/8"])
+        var other = try Open(exempt)
+        for _ in 0..<2 { #expect(try other.request("AUTH alice wrong").hasPrefix("ERR AUTH_FAILED")) }
+        let conn = try exempt.authenticatedConnection()
+        #expect(try conn.request("MSG exempt") == "ACK 1")
+        conn.quit()
+    }
+
     @Test func aPingFloodBehindAnUnfinishedAckIsBoundedAndOthersKeepTheirLatency() throws {
         // One worker: the flooder and the measured client share its loop.
         let server = try ServerProcess(arguments: ["--workers", "1"])
