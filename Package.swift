@@ -89,6 +89,8 @@ let package = Package(
         .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "TestSupport"]),
         .testTarget(name: "GatehouseSystemTests", dependencies: ["GatehouseSystem", "TestSupport"]),
         .testTarget(name: "GatehouseJournalTests", dependencies: ["GatehouseJournal", "TestSupport"]),
+        // The connection state machine, driven event by event with a fake clock.
+        .testTarget(name: "GatehouseServerTests", dependencies: ["GatehouseServer", "GatehouseProtocol"]),
         .testTarget(
             name: "GatehouseIntegrationTests",
             dependencies: ["GatehouseClient", "GatehouseSystem", "GatehouseTLS", "TestSupport"]

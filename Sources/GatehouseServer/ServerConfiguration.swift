@@ -22,6 +22,8 @@ public struct ServerConfiguration: Sendable {
     /// ERR replies a connection may receive before it is closed.
     public var errorBudget: Int = 10
     public var handshakeTimeoutMs: Int = 10_000
+    /// Time from the greeting within which a connection must authenticate (ERR AUTH_TIMEOUT).
+    public var authTimeoutMs: Int = 10_000
     public var idleTimeoutMs: Int = 300_000
     public var drainTimeoutMs: Int = 10_000
     public var maxConnections: Int = 10_000
@@ -34,6 +36,13 @@ public struct ServerConfiguration: Sendable {
     public var maxOutboundBytes: Int = 256 * 1024
     /// Messages of one connection waiting for the journal before the server stops reading from it.
     public var maxInFlightPerConnection: Int = 4096
+    /// Journal bytes (text and record fields) of one connection's messages waiting for the
+    /// journal before the server stops reading from it.
+    public var maxInFlightBytesPerConnection: Int = 1 << 20
+    /// Plaintext read from one connection per loop turn before the worker serves the others: one
+    /// full TLS record. A client that pipelines faster than the worker parses gets this much per
+    /// turn, like every other; in a debug build 16 KiB of PINGs take about 20 ms to answer.
+    public var readBudgetBytes: Int = 16 * 1024
 
     /// Accept a private key, tokens file and client map that their group may read (never write);
     /// by default only their owner may (`SecretFile`).
@@ -49,6 +58,10 @@ public struct ServerConfiguration: Sendable {
     public var authFailureLimit: Int = 10
     /// Seconds over which a peer's whole allowance of failures refills.
     public var authFailureWindowSeconds: Double = 60
+    /// Close new connections from a throttled address before TLS (`--throttle-refuse-connections`),
+    /// as OpenSSH's PerSourcePenalties do; addresses in `throttleExempt` are never refused.
+    public var throttleRefuseConnections = false
+    public var throttleExempt: [AddressRange] = []
     /// MSG lines per second one connection may send (bursts of as many); past it, ERR RATE_LIMITED.
     /// 0: no limit.
     public var maxMessageRate: Int = 0

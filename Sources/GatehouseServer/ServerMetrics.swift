@@ -12,6 +12,7 @@ public final class ServerMetrics: Sendable {
     let peerLimitRefusals = Atomic<Int>(0)
     let reloadsSucceeded = Atomic<Int>(0)
     let reloadsFailed = Atomic<Int>(0)
+    let throttleRefusals = Atomic<Int>(0)
 
     init() {}
 
@@ -26,6 +27,7 @@ public final class ServerMetrics: Sendable {
             "errors_sent": errorsSent.load(ordering: .relaxed),
             "busy_refusals": busyRefusals.load(ordering: .relaxed),
             "peer_limit_refusals": peerLimitRefusals.load(ordering: .relaxed),
+            "throttle_refusals": throttleRefusals.load(ordering: .relaxed),
         ]
     }
 }

@@ -28,6 +28,17 @@ struct Serve: ParsableCommand {
             --drain-timeout); a second one exits at once. SIGHUP reloads the certificate chain and key, the client CA, the CRL, the client map
             and the tokens file (a broken file is refused and the old material stays), and reopens
             the journal by path (for external rotation tools).
+
+            Limits and closing: a client has --handshake-timeout for TLS, then --auth-timeout from
+            the greeting to authenticate (ERR AUTH_TIMEOUT; PING does not extend it). A line must
+            end within --idle-timeout of its first byte, and a connection with no complete line and
+            no reply for --idle-timeout gets ERR IDLE_TIMEOUT. Replies queued for one client (unsent,
+            or waiting behind an ACK) are bounded at 256 KiB, its messages waiting for the journal at
+            4096 and --max-in-flight-bytes: past a bound the server stops reading that client until
+            it drains. Each turn of a worker's loop reads at most one TLS record (16 KiB) from a
+            client, so one fast client cannot starve the others. After the last reply (BYE, ERR ...)
+            the server sends close_notify and FIN, reads and drops input until EOF or for up to 2 s,
+            then closes, so the client reads everything sent to it.
             """
     )
 
@@ -80,7 +91,17 @@ struct Serve: ParsableCommand {
     var errorBudget: Int = 10
     @Option(name: .customLong("handshake-timeout"), help: "Seconds a client has to finish the TLS handshake.")
     var handshakeTimeout: Double = 10
-    @Option(name: .customLong("idle-timeout"), help: "Seconds without a complete line before ERR IDLE_TIMEOUT.")
+    @Option(
+        name: .customLong("auth-timeout"),
+        help:
+            "Seconds from the greeting within which a client must authenticate, else ERR AUTH_TIMEOUT (PING does not extend it)."
+    )
+    var authTimeout: Double = 10
+    @Option(
+        name: .customLong("idle-timeout"),
+        help:
+            "Seconds without a complete line or a reply before ERR IDLE_TIMEOUT; a line must also end within this time of its first byte."
+    )
     var idleTimeout: Double = 300
     @Option(name: .customLong("drain-timeout"), help: "Seconds a graceful shutdown may take.")
     var drainTimeout: Double = 10
@@ -91,6 +112,12 @@ struct Serve: ParsableCommand {
         help: "Concurrent connections from one address (0: no limit)."
     )
     var maxConnectionsPerPeer: Int = 0
+    @Option(
+        name: .customLong("max-in-flight-bytes"),
+        help:
+            "Bytes of one connection's messages waiting for the journal past which the server stops reading that client until they are stored."
+    )
+    var maxInFlightBytes: Int = 1 << 20
     @Option(name: .customLong("client-ca"), help: "PEM bundle of CAs for client certificates.")
     var clientCA: String?
     @Option(name: .customLong("client-auth"), help: "Client certificates: off, optional or required.")
@@ -104,7 +131,8 @@ struct Serve: ParsableCommand {
     var clientMap: String?
     @Option(
         name: .customLong("auth-failure-limit"),
-        help: "Failed AUTHs per peer address before AUTH gets ERR RATE_LIMITED (0: no limit)."
+        help:
+            "Failed AUTHs per peer address (IPv4, IPv6 /64) before it is throttled: then a wrong token gets ERR RATE_LIMITED and the connection closes; a right one still authenticates (0: no limit)."
     )
     var authFailureLimit: Int = 10
     @Option(
@@ -112,6 +140,17 @@ struct Serve: ParsableCommand {
         help: "Seconds over which a peer's allowance of failed AUTHs refills."
     )
     var authFailureWindow: Double = 60
+    @Flag(
+        name: .customLong("throttle-refuse-connections"),
+        help:
+            "Close new connections from a throttled address before TLS (off by default: it also refuses a legitimate client behind the same NAT)."
+    )
+    var throttleRefuseConnections = false
+    @Option(
+        name: .customLong("throttle-exempt"),
+        help: "Addresses --throttle-refuse-connections never refuses, as CIDR,… (e.g. 10.0.0.0/8,2001:db8::/32)."
+    )
+    var throttleExempt: String?
     @Option(name: .customLong("max-msg-rate"), help: "MSG lines per second per connection, as N or N/s (0: no limit).")
     var maxMsgRate: String = "0"
     @Option(
@@ -160,6 +199,8 @@ struct Serve: ParsableCommand {
                 unit: "bytes (or 0: never roll)"
             )
         }
+        try FlagRange.check("--auth-timeout", authTimeout, 0.001...86_400, unit: "seconds")
+        try FlagRange.check("--max-in-flight-bytes", maxInFlightBytes, 4096...(1 << 30), unit: "bytes")
         try FlagRange.check("--journal-queue-bytes", journalQueueBytes, Serve.journalQueueBytesRange, unit: "bytes")
         try FlagRange.check("--auth-failure-limit", authFailureLimit, 0...1_000_000)
         try FlagRange.check("--auth-failure-window", authFailureWindow, 0.001...86_400, unit: "seconds")
@@ -184,6 +225,14 @@ struct Serve: ParsableCommand {
         if crl != nil && mode == .off { throw FlagRange.Error("--crl needs --client-auth optional or required") }
         if clientMap != nil && mode == .off {
             throw FlagRange.Error("--client-map needs --client-auth optional or required")
+        }
+        if let throttleExempt {
+            guard AddressRange.list(throttleExempt) != nil else {
+                throw FlagRange.Error("--throttle-exempt must be CIDR,… (e.g. 10.0.0.0/8,2001:db8::/32)")
+            }
+            guard throttleRefuseConnections else {
+                throw FlagRange.Error("--throttle-exempt needs --throttle-refuse-connections")
+            }
         }
         if let metricsAddress, Serve.hostAndPort(metricsAddress) == nil {
             throw FlagRange.Error(
@@ -316,6 +365,10 @@ extension Serve {
         config.authFailureWindowSeconds = authFailureWindow
         config.maxMessageRate = Serve.messageRate(maxMsgRate)!
         config.allowGroupReadableSecrets = allowGroupRead
+        config.authTimeoutMs = max(1, Int(authTimeout * 1000))
+        config.maxInFlightBytesPerConnection = maxInFlightBytes
+        config.throttleRefuseConnections = throttleRefuseConnections
+        config.throttleExempt = throttleExempt.flatMap(AddressRange.list) ?? []
         config.metricsAddress = metricsAddress.flatMap(Serve.hostAndPort)
         return config
     }
