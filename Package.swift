@@ -33,15 +33,17 @@ let package = Package(
         .target(name: "CGatehouseLinux"),
         .target(name: "GatehouseTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "GatehouseProtocol", swiftSettings: hotPath),
-        .target(name: "GatehouseAuth", dependencies: ["GatehouseTLS"], swiftSettings: strict),
+        // JOSE (JWS, JWK, JWT claims) without cryptography or I/O: pure, fuzzed (Fuzz/, JWTFuzzer).
+        .target(name: "GatehouseJWT", dependencies: ["GatehouseProtocol"], swiftSettings: strict),
+        .target(name: "GatehouseAuth", dependencies: ["GatehouseTLS", "GatehouseJWT"], swiftSettings: strict),
         // OwnedFD, threads and every system call, behind one small wrapper layer.
         .target(name: "GatehouseSystem", dependencies: ["CGatehouseLinux"], swiftSettings: strict),
         .target(name: "GatehouseJournal", dependencies: ["GatehouseSystem"], swiftSettings: hotPath),
         .target(
             name: "GatehouseServer",
             dependencies: [
-                "GatehouseSystem", "GatehouseTLS", "GatehouseProtocol", "GatehouseAuth", "GatehouseJournal",
-                .product(name: "Logging", package: "swift-log"),
+                "GatehouseSystem", "GatehouseTLS", "GatehouseProtocol", "GatehouseAuth", "GatehouseJWT",
+                "GatehouseJournal", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: hotPath
         ),
@@ -53,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse-server",
             dependencies: [
-                "GatehouseServer", "GatehouseAuth", "GatehouseTLS",
+                "GatehouseServer", "GatehouseAuth", "GatehouseTLS", "GatehouseJWT", "GatehouseProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -62,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "GatehouseClient", "GatehouseTLS", "GatehouseSystem", "GatehouseProtocol",
+                "GatehouseClient", "GatehouseTLS", "GatehouseSystem", "GatehouseProtocol", "GatehouseJWT",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -76,7 +78,8 @@ let package = Package(
         ),
         .testTarget(name: "GatehouseProtocolTests", dependencies: ["GatehouseProtocol", "TestSupport"]),
         .testTarget(name: "GatehouseTLSTests", dependencies: ["GatehouseTLS", "TestSupport"]),
-        .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "TestSupport"]),
+        .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "GatehouseJWT", "TestSupport"]),
+        .testTarget(name: "GatehouseJWTTests", dependencies: ["GatehouseJWT"]),
         .testTarget(name: "GatehouseJournalTests", dependencies: ["GatehouseJournal", "TestSupport"]),
         .testTarget(
             name: "GatehouseIntegrationTests",

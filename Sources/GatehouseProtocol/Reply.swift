@@ -14,12 +14,14 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case busy = "BUSY"
     case idleTimeout = "IDLE_TIMEOUT"
     case shuttingDown = "SHUTTING_DOWN"
+    /// The access token (JWT) that authenticated the connection expired; a closing notice.
+    case authExpired = "AUTH_EXPIRED"
 
     /// Whether answering with this code spends a unit of the connection's error budget.
     /// RATE_LIMITED and UNAVAILABLE are the server's doing, not the client's.
     public var spendsBudget: Bool {
         switch self {
-        case .rateLimited, .unavailable, .busy, .idleTimeout, .shuttingDown, .tooManyErrors: false
+        case .rateLimited, .unavailable, .busy, .idleTimeout, .shuttingDown, .tooManyErrors, .authExpired: false
         default: true
         }
     }

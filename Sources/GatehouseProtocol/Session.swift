@@ -27,6 +27,9 @@ public struct Session {
     public private(set) var errorsLeft: Int
     /// Messages accepted for the journal on this connection (the next ACK number minus one).
     public private(set) var messagesAccepted = 0
+    /// Set by the server while the credential that authenticated the connection expires (a JWT):
+    /// then an `AUTH` for the same user is re-authentication, and one for another user is SYNTAX.
+    public var allowsReauthentication = false
 
     /// `user` is set when a client certificate already authenticated the connection.
     public init(errorBudget: Int, certificateUser: String? = nil) {
@@ -69,8 +72,11 @@ public struct Session {
                 isClosed = true
                 return .replyAndClose(.bye)
             case .auth(let userRange, let token):
-                if user != nil { return fail(.syntax, "already authenticated") }
                 let name = String(decoding: UnsafeRawBufferPointer(rebasing: line[userRange]), as: UTF8.self)
+                if let current = user {
+                    guard allowsReauthentication else { return fail(.syntax, "already authenticated") }
+                    guard name == current else { return fail(.syntax, "re-authenticate as \(current) only") }
+                }
                 return .authenticate(user: name, token: token)
             case .msg(let text):
                 guard user != nil else { return fail(.noAuth, "authenticate with AUTH first") }

@@ -68,6 +68,9 @@ final class Connection {
     var messagesAcked = 0
     /// The per-connection message rate limit (`--max-msg-rate`), nil when there is none.
     var messageBucket: TokenBucket?
+    /// When the access token (JWT) that authenticated the connection expires (monotonic ns);
+    /// `.max` when its credential does not expire. See Worker+Credentials.swift.
+    var authExpiry: UInt64 = .max
 
     init(
         slot: Int,

@@ -11,6 +11,7 @@ extension Worker {
     /// Reads and answers everything the socket and OpenSSL hold, until want-read, a pause or a close.
     func readAvailable(_ conn: Connection) {
         while conn.phase == .open && !conn.readPaused {
+            if now >= conn.authExpiry { return expireAuthentication(conn) }  // nothing read after expiry
             if shared.journal.isSaturated {
                 // Backpressure: the journal is behind. Read nothing more until it catches up;
                 // the client is not dropped and nothing it sent is lost.
@@ -119,16 +120,16 @@ extension Worker {
                 return perform(conn.session.authenticationThrottled(), conn, line)
             }
             let token = UnsafeRawBufferPointer(rebasing: line[tokenRange])
-            let ok = shared.tokens().verify(user: user, token: token)
-            let result = conn.session.authenticationResult(user: user, succeeded: ok)
-            if ok {
-                authenticated(conn, user: user)
-            } else {
+            let failure = checkCredential(conn, user: user, token: token)  // nil: accepted (Worker+Credentials)
+            let result = conn.session.authenticationResult(user: user, succeeded: failure == nil)
+            if let failure {
                 shared.recordAuthenticationFailure(peer: conn.peer, now: now)
                 logger.info(
                     "authentication failed",
-                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)"]
+                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)", "reason": "\(failure)"]
                 )
+            } else {
+                authenticated(conn, user: user)
             }
             return perform(result, conn, line)
         }

@@ -161,13 +161,16 @@ extension Worker {
     func fireTimers() {
         while let entry = timers.popDue(now: now) {
             guard let conn = connection(for: entry.token) else { continue }
-            if conn.deadline > now {
-                timers.push(deadline: conn.deadline, token: entry.token)
+            let due = conn.phase == .open ? min(conn.deadline, conn.authExpiry) : conn.deadline
+            if due > now {
+                timers.push(deadline: due, token: entry.token)
                 continue
             }
             switch conn.phase {
             case .handshaking:
                 close(conn, reason: "handshake timeout")
+            case .open where conn.authExpiry <= now:
+                expireAuthentication(conn)
             case .open:
                 conn.enqueue(conn.session.closeNotice(.idleTimeout, "no complete line within the idle timeout"))
                 beginClosing(conn, reason: "idle timeout")

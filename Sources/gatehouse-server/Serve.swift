@@ -24,9 +24,15 @@ struct Serve: ParsableCommand {
                             the operating system's cache. Survives a server crash, not a power loss.
 
             Signals: SIGTERM or SIGINT drains (answers what was read, ERR SHUTTING_DOWN, exit 0 within
-            --drain-timeout); a second one exits at once. SIGHUP reloads the certificate chain and key, the client CA, the CRL, the client map
-            and the tokens file (a broken file is refused and the old material stays), and reopens
+            --drain-timeout); a second one exits at once. SIGHUP reloads the certificate chain and key, the client CA, the CRL, the client map,
+            the tokens file and the JWKS (a broken file is refused and the old material stays), and reopens
             the journal by path (for external rotation tools).
+
+            Access tokens (--jwt-jwks, --jwt-issuer, --jwt-audience): AUTH <user> <jwt>
+            accepts a JWT signed by a key of the JWKS, with matching iss and aud, within
+            exp and nbf (give or take --jwt-leeway), whose --jwt-user-claim is <user>.
+            Such a connection may AUTH again with a fresh token for the same user; at
+            expiry it gets ERR AUTH_EXPIRED and is closed. See SECURITY.md.
             """
     )
 
@@ -106,6 +112,7 @@ struct Serve: ParsableCommand {
     var sessionTickets: Int = 1
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
+    @OptionGroup(title: "OAuth 2.0 access tokens (JWT)") var jwt: JWTOptions
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
@@ -195,6 +202,7 @@ struct Serve: ParsableCommand {
         config.authFailureLimit = authFailureLimit
         config.authFailureWindowSeconds = authFailureWindow
         config.maxMessageRate = Serve.messageRate(maxMsgRate)!
+        config.jwt = jwt.configuration
 
         // Block the signals before any thread starts, so that every thread inherits the mask and
         // only the main thread's sigtimedwait sees them.
