@@ -236,17 +236,17 @@ cmd_mint() {
     printf '%s.%s\n' "$input" "$signature"
 }
 
-[[ $# -gt 0 ]] || { usage >&2; exit 2; }
-command=$1
-shift
+# --dir may come before or after the command; the first other word is the command.
+command=
 args=()
 while [[ $# -gt 0 ]]; do
     case $1 in
     --dir) DIR=${2:?--dir needs a value}; shift 2 ;;
     -h | --help) usage; exit 0 ;;
-    *) args+=("$1"); shift ;;
+    *) if [[ -z $command ]]; then command=$1; else args+=("$1"); fi; shift ;;
     esac
 done
+[[ -n $command ]] || { usage >&2; exit 2; }
 case $command in
 init) cmd_init "${args[@]}" ;;
 mint) cmd_mint "${args[@]}" ;;
