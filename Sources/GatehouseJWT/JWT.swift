@@ -102,10 +102,14 @@ public struct CompactJWS: Equatable, Sendable {
     public var signature: [UInt8]
 
     /// Whether `token` has the shape of a compact JWS (two dots); opaque Gatehouse tokens never do.
-    public static func looksLikeJWT(_ token: some Collection<UInt8>) -> Bool {
+    public static func looksLikeJWT(_ token: UnsafeRawBufferPointer) -> Bool {
         var dots = 0
         for b in token where b == UInt8(ascii: ".") { dots += 1 }
         return dots == 2
+    }
+
+    public static func looksLikeJWT(_ token: [UInt8]) -> Bool {
+        token.withUnsafeBytes { looksLikeJWT($0) }
     }
 
     /// Splits `token` and checks its header against `allowed`. Only the header is parsed as
@@ -131,8 +135,8 @@ public struct CompactJWS: Equatable, Sendable {
             JWTBase64URL.decodedLength(ofEncodedLength: payloadRange.count) <= JWTLimits.maxPayloadBytes,
             JWTBase64URL.decodedLength(ofEncodedLength: signaturePart.count) <= JWTLimits.maxSignatureBytes
         else { return .failure(JWTFailure(.tooLarge)) }
-        guard let headerBytes = JWTBase64URL.decode(headerPart), let signature = JWTBase64URL.decode(signaturePart),
-            JWTBase64URL.decode(token[payloadRange]) != nil
+        // The payload is decoded only once the signature holds (`JWTValidator.validate`).
+        guard let headerBytes = JWTBase64URL.decode(headerPart), let signature = JWTBase64URL.decode(signaturePart)
         else { return .failure(JWTFailure(.malformed)) }
         guard let header = try? JSONParser(maxDepth: 4, maxContainerCount: 64).parse(headerBytes).object else {
             return .failure(JWTFailure(.malformed))
@@ -207,8 +211,8 @@ public struct JWTValidator<Key> {
         guard candidates.contains(where: { verify(keys[$0].key, jws.algorithm, input, jws.signature) }) else {
             return .failure(JWTFailure(.signature))
         }
-        // Decoded a second time (parse only checked it), now that the signature vouches for it.
-        let payload = JWTBase64URL.decode(token[jws.payloadRange]) ?? []
+        // Decoded only now that the signature vouches for it.
+        guard let payload = JWTBase64URL.decode(token[jws.payloadRange]) else { return .failure(JWTFailure(.malformed)) }
         return checkClaims(payload, user: user, now: now).map { expiry in
             VerifiedJWT(
                 user: user,
