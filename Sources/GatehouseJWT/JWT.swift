@@ -212,7 +212,9 @@ public struct JWTValidator<Key> {
             return .failure(JWTFailure(.signature))
         }
         // Decoded only now that the signature vouches for it.
-        guard let payload = JWTBase64URL.decode(token[jws.payloadRange]) else { return .failure(JWTFailure(.malformed)) }
+        guard let payload = JWTBase64URL.decode(token[jws.payloadRange]) else {
+            return .failure(JWTFailure(.malformed))
+        }
         return checkClaims(payload, user: user, now: now).map { expiry in
             VerifiedJWT(
                 user: user,
