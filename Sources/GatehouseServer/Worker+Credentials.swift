@@ -15,7 +15,8 @@ extension Worker {
     /// token clears both. Returns nil when accepted, else the failed check for the log: `token`
     /// (unknown user or wrong token) or a JWT check (`jwt_expired`, `jwt_signature`, …).
     func checkCredential(_ conn: Connection, user: String, token: UnsafeRawBufferPointer) -> String? {
-        if let jwt = shared.jwt(), CompactJWS.looksLikeJWT(token) {
+        // The shape first: an opaque token takes no lock here.
+        if CompactJWS.looksLikeJWT(token), let jwt = shared.jwt() {
             let wallNow = WallClock.now()
             switch jwt.verify(user: user, token: token, now: wallNow) {
             case .failure(let failure):
