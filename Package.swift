@@ -39,7 +39,13 @@ let package = Package(
         .target(name: "CGatehouseLinux"),
         .target(name: "GatehouseTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "GatehouseProtocol", swiftSettings: hotPath),
-        .target(name: "GatehouseAuth", dependencies: ["GatehouseTLS", "GatehouseSystem"], swiftSettings: strict),
+        // JOSE (JWS, JWK, JWT claims) without cryptography or I/O: pure, fuzzed (Fuzz/, JWTFuzzer).
+        .target(name: "GatehouseJWT", dependencies: ["GatehouseProtocol"], swiftSettings: strict),
+        .target(
+            name: "GatehouseAuth",
+            dependencies: ["GatehouseTLS", "GatehouseSystem", "GatehouseJWT"],
+            swiftSettings: strict
+        ),
         // OwnedFD, threads and every system call, behind one small wrapper layer.
         .target(name: "GatehouseSystem", dependencies: ["CGatehouseLinux"], swiftSettings: strict),
         // GatehouseTLS for SHA-256 only (the journal's chained digests): one module owns OpenSSL.
@@ -47,8 +53,8 @@ let package = Package(
         .target(
             name: "GatehouseServer",
             dependencies: [
-                "GatehouseSystem", "GatehouseTLS", "GatehouseProtocol", "GatehouseAuth", "GatehouseJournal",
-                .product(name: "Logging", package: "swift-log"),
+                "GatehouseSystem", "GatehouseTLS", "GatehouseProtocol", "GatehouseAuth", "GatehouseJWT",
+                "GatehouseJournal", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: hotPath
@@ -62,6 +68,7 @@ let package = Package(
             name: "gatehouse-server",
             dependencies: [
                 "GatehouseServer", "GatehouseAuth", "GatehouseTLS", "GatehouseSystem", "GatehouseJournal",
+                "GatehouseJWT", "GatehouseProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -72,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "GatehouseClient", "GatehouseTLS", "GatehouseSystem", "GatehouseProtocol",
+                "GatehouseClient", "GatehouseTLS", "GatehouseSystem", "GatehouseProtocol", "GatehouseJWT",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -86,7 +93,8 @@ let package = Package(
         ),
         .testTarget(name: "GatehouseProtocolTests", dependencies: ["GatehouseProtocol", "TestSupport"]),
         .testTarget(name: "GatehouseTLSTests", dependencies: ["GatehouseTLS", "TestSupport"]),
-        .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "TestSupport"]),
+        .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "GatehouseJWT", "TestSupport"]),
+        .testTarget(name: "GatehouseJWTTests", dependencies: ["GatehouseJWT"]),
         .testTarget(name: "GatehouseSystemTests", dependencies: ["GatehouseSystem", "TestSupport"]),
         .testTarget(name: "GatehouseJournalTests", dependencies: ["GatehouseJournal", "TestSupport"]),
         // The connection state machine, driven event by event with a fake clock.

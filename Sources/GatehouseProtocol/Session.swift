@@ -30,6 +30,9 @@ public struct Session {
     public private(set) var messagesAccepted = 0
     /// `--max-msg-rate`, when there is one.
     public private(set) var messageRate: MessageRateLimit?
+    /// Set by the server while the credential that authenticated the connection expires (a JWT):
+    /// then an `AUTH` for the same user is re-authentication, and one for another user is SYNTAX.
+    public var allowsReauthentication = false
 
     /// `certificateUser` is set when a client certificate already authenticated the connection;
     /// `maxMessageRate` is MSG lines per second (bursts of as many), 0 for no limit.
@@ -80,8 +83,11 @@ public struct Session {
                 isClosed = true
                 return .replyAndClose(.bye)
             case .auth(let userRange, let token):
-                if user != nil { return fail(.syntax, "already authenticated") }
                 let name = String(decoding: UnsafeRawBufferPointer(rebasing: line[userRange]), as: UTF8.self)
+                if let current = user {
+                    guard allowsReauthentication else { return fail(.syntax, "already authenticated") }
+                    guard name == current else { return fail(.syntax, "re-authenticate as \(current) only") }
+                }
                 return .authenticate(user: name, token: token)
             case .msg(let text):
                 guard user != nil else { return fail(.noAuth, "authenticate with AUTH first") }

@@ -11,6 +11,7 @@ enum CloseReason: String, Sendable, CaseIterable {
     case tooManyErrors = "too many errors"
     case authThrottled = "auth throttled"
     case authTimeout = "auth timeout"
+    case authExpired = "access token expired"
     case idleTimeout = "idle timeout"
     case shutdown
     case clientClosed = "client closed"
@@ -24,7 +25,9 @@ enum CloseReason: String, Sendable, CaseIterable {
     /// closes gracefully; the others close at once.
     var isGraceful: Bool {
         switch self {
-        case .busy, .quit, .tooManyErrors, .authThrottled, .authTimeout, .idleTimeout, .shutdown, .clientClosed: true
+        case .busy, .quit, .tooManyErrors, .authThrottled, .authTimeout, .authExpired, .idleTimeout, .shutdown,
+            .clientClosed:
+            true
         default: false
         }
     }

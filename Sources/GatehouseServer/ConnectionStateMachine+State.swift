@@ -12,6 +12,7 @@ extension ConnectionStateMachine {
             var d = lastActivity &+ limits.idleTimeout
             if let started = lineStartedAt { d = min(d, started &+ limits.idleTimeout) }
             if let auth = open.authDeadline { d = min(d, auth) }
+            if let expiry = open.credentialExpiry { d = min(d, expiry) }
             return d
         case .closing(_, let deadline, _), .lingering(_, let deadline):
             return deadline

@@ -33,6 +33,9 @@ struct ConnectionStateMachine {
         /// When a connection that has not authenticated gets AUTH_TIMEOUT; nil once authenticated.
         /// Nothing extends it.
         var authDeadline: UInt64?
+        /// When the access token that authenticated the connection expires; nil for credentials
+        /// that do not (tokens-file tokens, certificates). Re-authentication moves it.
+        var credentialExpiry: UInt64?
         var reading: Reading = .active
     }
 
@@ -181,12 +184,20 @@ struct ConnectionStateMachine {
 
     /// The token check a `.authenticate` step asked for: `succeeded`, and whether the peer's
     /// address is throttled (asked only when the token was wrong).
-    mutating func authenticationChecked(user: String, succeeded: Bool, addressThrottled: Bool, now: UInt64) -> LineStep
-    {
+    /// `expiresAt`: when the accepted credential expires (an access token), nil when it does not.
+    mutating func authenticationChecked(
+        user: String,
+        succeeded: Bool,
+        addressThrottled: Bool,
+        now: UInt64,
+        expiresAt: UInt64? = nil
+    ) -> LineStep {
         guard case .open(var open) = phase else { return .stop }
         let action = session.authenticationResult(user: user, succeeded: succeeded, addressThrottled: addressThrottled)
         if succeeded {
             open.authDeadline = nil
+            open.credentialExpiry = expiresAt
+            session.allowsReauthentication = expiresAt != nil
             phase = .open(open)
         }
         return apply(action, now: now)
@@ -298,7 +309,9 @@ struct ConnectionStateMachine {
         case .handshaking:
             return close(.handshakeTimeout)
         case .open(let open):
-            if let auth = open.authDeadline, auth <= now {
+            if let expiry = open.credentialExpiry, expiry <= now {
+                _ = expireCredentialIfDue(now: now)
+            } else if let auth = open.authDeadline, auth <= now {
                 let seconds = Double(limits.authTimeout) / 1e9
                 replies.push(session.closeNotice(.authTimeout, "not authenticated within \(format(seconds)) s"))
                 beginClosing(.authTimeout, now: now)
@@ -313,6 +326,16 @@ struct ConnectionStateMachine {
         case .closed:
             return .none
         }
+    }
+
+    /// The access token that authenticated the connection expired without a fresh one:
+    /// `ERR AUTH_EXPIRED` after the replies already queued, then close; nothing more is read.
+    /// Returns whether it expired now.
+    mutating func expireCredentialIfDue(now: UInt64) -> Bool {
+        guard case .open(let open) = phase, let expiry = open.credentialExpiry, expiry <= now else { return false }
+        replies.push(session.closeNotice(.authExpired, "the access token expired; reconnect with a fresh one"))
+        beginClosing(.authExpired, now: now)
+        return true
     }
 
     /// The server is shutting down: finish what was read, say SHUTTING_DOWN, close.

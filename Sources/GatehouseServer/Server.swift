@@ -68,6 +68,9 @@ public final class Server: Sendable {
         } catch {
             throw ServerError(error.message)
         }
+        let jwt: JWTVerifier?
+        do { jwt = try config.jwt.map(JWTVerifier.load) } catch { throw ServerError(error.message) }
+        if let jwt { Server.logJWKS(jwt, logger: logger, message: "JWKS loaded") }
         if geteuid() == 0 {
             logger.warning(
                 "running as root: gatehouse-server needs no privilege; run it as an unprivileged user (see SECURITY.md)"
@@ -177,6 +180,7 @@ public final class Server: Sendable {
             tls: tls,
             tokens: tokens,
             clientMap: clientMap,
+            jwt: jwt,
             journal: journal,
             health: health
         )
@@ -265,7 +269,7 @@ public final class Server: Sendable {
     }
 
     /// Reloads what SIGHUP reloads: the TLS material (certificate chain, key, client CA, CRL),
-    /// the client map and the tokens file. Each part is loaded and checked in full before it
+    /// the client map, the tokens file and the JWKS. Each part is loaded and checked in full before it
     /// replaces the old one; a part that fails is refused with a log line and the old one stays
     /// in force. New handshakes use the new TLS context; established connections keep theirs.
     ///
@@ -274,6 +278,7 @@ public final class Server: Sendable {
         reloadTLS()
         reloadClientMap()
         reloadTokens()
+        reloadJWKS()
     }
 
     /// Builds a new TLS context from the configured files and swaps it in.
@@ -349,6 +354,35 @@ public final class Server: Sendable {
                 "tokens not reloaded; the old ones stay in force",
                 metadata: ["error": "\(error.message)"]
             )
+        }
+    }
+
+    /// Reloads the JWKS file, when one is configured. A broken file is refused and the old keys
+    /// stay; connections authenticated by a key that is gone keep going until their token expires.
+    public func reloadJWKS() {
+        guard let config = shared.config.jwt else { return }
+        do {
+            let jwt = try JWTVerifier.load(config)
+            shared.replace(jwt: jwt)
+            Server.logJWKS(jwt, logger: shared.logger, message: "JWKS reloaded")
+        } catch {
+            shared.logger.error(
+                "JWKS not reloaded; the old keys stay in force",
+                metadata: ["error": "\(error.message)"]
+            )
+        }
+    }
+
+    static func logJWKS(_ jwt: JWTVerifier, logger: Logger, message: Logger.Message) {
+        logger.info(
+            message,
+            metadata: [
+                "file": "\(jwt.configuration.jwksFile)", "keys": "\(jwt.keyIDs.joined(separator: ","))",
+                "issuer": "\(jwt.policy.issuer)", "audience": "\(jwt.policy.audience)",
+            ]
+        )
+        for note in jwt.skipped {
+            logger.warning("JWKS key skipped", metadata: ["file": "\(jwt.configuration.jwksFile)", "why": "\(note)"])
         }
     }
 

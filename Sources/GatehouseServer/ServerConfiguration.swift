@@ -1,3 +1,4 @@
+public import GatehouseAuth
 public import GatehouseJournal
 public import GatehouseTLS
 
@@ -65,6 +66,8 @@ public struct ServerConfiguration: Sendable {
     /// MSG lines per second one connection may send (bursts of as many); past it, ERR RATE_LIMITED.
     /// 0: no limit.
     public var maxMessageRate: Int = 0
+    /// OAuth 2.0 access tokens (`--jwt-*`): JWTs accepted by `AUTH` besides the tokens file.
+    public var jwt: JWTConfiguration?
 
     public init(tls: TLSServerConfiguration, tokensFile: String, journalFile: String) {
         self.tls = tls

@@ -14,6 +14,11 @@ extension Worker {
     func readAvailable(_ conn: Connection) {
         guard !conn.isClosed else { return }
         conn.machine.beginReadTurn(turn)
+        // An access token that expired ends the connection before anything more is read.
+        if conn.machine.expireCredentialIfDue(now: now) {
+            sync(conn)
+            return
+        }
         reading: while conn.machine.wantsToRead {
             guard conn.machine.hasReadBudget else {
                 queueRead(conn)
@@ -122,23 +127,25 @@ extension Worker {
             // The token is checked first, always: a correct one authenticates even from a
             // throttled address. Only a failure asks whether the address is throttled.
             let token = UnsafeRawBufferPointer(rebasing: line[tokenRange])
-            let ok = shared.tokens().verify(user: user, token: token)
+            let failure = checkCredential(conn, user: user, token: token)  // nil: accepted (Worker+Credentials)
+            let ok = failure == nil
             var throttled = false
-            if ok {
-                authenticated(conn, user: user)
-            } else {
+            if let failure {
                 throttled = shared.authenticationThrottled(peer: conn.peer, now: now)
                 if !throttled { shared.recordAuthenticationFailure(peer: conn.peer, now: now) }
                 logger.info(
                     throttled ? "authentication failed from a throttled address; closing" : "authentication failed",
-                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)"]
+                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)", "reason": "\(failure)"]
                 )
+            } else {
+                authenticated(conn, user: user)
             }
             let next = conn.machine.authenticationChecked(
                 user: user,
                 succeeded: ok,
                 addressThrottled: throttled,
-                now: now
+                now: now,
+                expiresAt: ok ? conn.credentialExpiry : nil
             )
             return perform(next, conn, line)
         case .stop:

@@ -30,7 +30,8 @@ enum ConfigSources {
         ("auth-failure-window", .double), ("max-msg-rate", .string), ("session-tickets", .int),
         ("log-level", .string), ("log-format", .string), ("allow-group-read", .flag), ("metrics-address", .string),
         ("auth-timeout", .double), ("max-in-flight-bytes", .int), ("throttle-refuse-connections", .flag),
-        ("throttle-exempt", .string),
+        ("throttle-exempt", .string), ("jwt-jwks", .string), ("jwt-issuer", .string), ("jwt-audience", .string),
+        ("jwt-user-claim", .string), ("jwt-algorithms", .string), ("jwt-leeway", .double),
     ]
 
     struct Failure: Error, CustomStringConvertible {

@@ -25,8 +25,8 @@ struct Serve: ParsableCommand {
                             the operating system's cache. Survives a server crash, not a power loss.
 
             Signals: SIGTERM or SIGINT drains (answers what was read, ERR SHUTTING_DOWN, exit 0 within
-            --drain-timeout); a second one exits at once. SIGHUP reloads the certificate chain and key, the client CA, the CRL, the client map
-            and the tokens file (a broken file is refused and the old material stays), and reopens
+            --drain-timeout); a second one exits at once. SIGHUP reloads the certificate chain and key, the client CA, the CRL, the client map,
+            the tokens file and the JWKS (a broken file is refused and the old material stays), and reopens
             the journal by path (for external rotation tools).
 
             Limits and closing: a client has --handshake-timeout for TLS, then --auth-timeout from
@@ -39,6 +39,12 @@ struct Serve: ParsableCommand {
             client, so one fast client cannot starve the others. After the last reply (BYE, ERR ...)
             the server sends close_notify and FIN, reads and drops input until EOF or for up to 2 s,
             then closes, so the client reads everything sent to it.
+
+            Access tokens (--jwt-jwks, --jwt-issuer, --jwt-audience): AUTH <user> <jwt>
+            accepts a JWT signed by a key of the JWKS, with matching iss and aud, within
+            exp and nbf (give or take --jwt-leeway), whose --jwt-user-claim is <user>.
+            Such a connection may AUTH again with a fresh token for the same user; at
+            expiry it gets ERR AUTH_EXPIRED and is closed. See SECURITY.md.
             """
     )
 
@@ -177,6 +183,7 @@ struct Serve: ParsableCommand {
             "Accept a private key, tokens file and client map that their group may read (mode 0640, e.g. Debian's ssl-cert group). Never group-writable, never readable by others."
     )
     var allowGroupRead = false
+    @OptionGroup(title: "OAuth 2.0 access tokens (JWT)") var jwt: JWTOptions
 
     func validate() throws {
         // Every number gets a range here, at start: a value that passes is one the server can
@@ -369,6 +376,7 @@ extension Serve {
         config.maxInFlightBytesPerConnection = maxInFlightBytes
         config.throttleRefuseConnections = throttleRefuseConnections
         config.throttleExempt = throttleExempt.flatMap(AddressRange.list) ?? []
+        config.jwt = jwt.configuration
         config.metricsAddress = metricsAddress.flatMap(Serve.hostAndPort)
         return config
     }

@@ -325,6 +325,12 @@ struct ConnectionStateMachineTests {
         d.logIn()
         d.advance(to: 30 * second)
         seen.insert(final(d)!)
+        // An access token's expiry.
+        d = MachineDriver(limits: .testing())
+        d.credentialLifetime = 5 * second
+        d.logIn()
+        d.advance(to: 6 * second)
+        seen.insert(final(d)!)
         // Abrupt ones, decided by the worker's I/O.
         for reason in [CloseReason.peerWentAway, .tlsError, .serverStopped, .setupFailed] {
             d = MachineDriver(limits: .testing())
@@ -335,7 +341,8 @@ struct ConnectionStateMachineTests {
         // Graceful exactly where there was a last reply to deliver.
         #expect(
             Set(CloseReason.allCases.filter(\.isGraceful)) == [
-                .busy, .quit, .tooManyErrors, .authThrottled, .authTimeout, .idleTimeout, .shutdown, .clientClosed,
+                .busy, .quit, .tooManyErrors, .authThrottled, .authTimeout, .authExpired, .idleTimeout, .shutdown,
+                .clientClosed,
             ]
         )
     }

@@ -17,6 +17,8 @@ struct MachineDriver {
     var tokens = ["alice": "good", "bob": "good"]
     /// Whether the peer's address is throttled, as the shared throttle would answer.
     var addressThrottled = false
+    /// How long an accepted credential lasts (an access token); nil: it does not expire.
+    var credentialLifetime: UInt64?
     /// Failures recorded against the address (what the worker would report to the throttle).
     private(set) var failuresRecorded = 0
     /// Messages handed to the journal, in order: their number and text.
@@ -59,6 +61,10 @@ struct MachineDriver {
     @discardableResult
     mutating func send(_ bytes: [UInt8], turn: UInt64? = nil, flush doFlush: Bool = true) -> Machine.ReadNext {
         machine.beginReadTurn(turn ?? (now &+ 1))
+        if machine.expireCredentialIfDue(now: now) {
+            if doFlush { flush() }
+            return .stop
+        }
         let open = machine.isOpen
         if open {
             var framer = self.framer
@@ -91,7 +97,13 @@ struct MachineDriver {
             let throttled = !ok && addressThrottled
             if !ok && !throttled { failuresRecorded += 1 }
             return perform(
-                machine.authenticationChecked(user: user, succeeded: ok, addressThrottled: throttled, now: now),
+                machine.authenticationChecked(
+                    user: user,
+                    succeeded: ok,
+                    addressThrottled: throttled,
+                    now: now,
+                    expiresAt: credentialLifetime.map { now &+ $0 }
+                ),
                 line
             )
         }
