@@ -20,6 +20,7 @@ enum CloseReason: String, Sendable, CaseIterable {
     case tlsError = "tls error"
     case serverStopped = "server stopped"
     case setupFailed = "setup failed"
+    case proxyHeaderRefused = "PROXY header refused"
 
     /// Whether the connection was past its handshake with a reply to deliver: such a connection
     /// closes gracefully; the others close at once.

@@ -1,4 +1,5 @@
 import GatehouseProtocol
+import GatehouseSystem
 import GatehouseTLS
 
 /// One client connection: its socket and TLS session, its framer, and its state machine.
@@ -12,9 +13,15 @@ final class Connection {
     let fd: Int32
     /// Server-wide connection number, as in logs and journal records.
     let id: UInt64
-    let peer: String
+    /// The client's address: the socket's peer, or the one a trusted load balancer's PROXY
+    /// header carries (set once the header is read, before TLS).
+    var peer: String
     /// The peer's address without the port, for per-address limits.
-    let peerHost: String
+    var peerHost: String
+    /// Counted in the per-address table (`ServerShared.admit`): released at close.
+    var admitted = true
+    /// Set while a PROXY header is expected before the TLS handshake (`--proxy-protocol`).
+    var proxyReader: ProxyHeaderReader?
     let tls: TLSConnection
     var framer: LineFramer
     var machine: ConnectionStateMachine

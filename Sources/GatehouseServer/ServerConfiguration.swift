@@ -49,6 +49,11 @@ public struct ServerConfiguration: Sendable {
     /// by default only their owner may (`SecretFile`).
     public var allowGroupReadableSecrets = false
 
+    /// Every connection must start with a PROXY protocol header (v1 or v2), and come from one
+    /// of `proxyFrom` (`--proxy-protocol`, `--proxy-from`).
+    public var proxyProtocol = false
+    public var proxyFrom: [AddressRange] = []
+
     /// Where `/metrics`, `/healthz` and `/readyz` are served over plain HTTP; nil: nowhere.
     public var metricsAddress: (host: String, port: Int)?
 

@@ -13,6 +13,7 @@ public final class ServerMetrics: Sendable {
     let reloadsSucceeded = Atomic<Int>(0)
     let reloadsFailed = Atomic<Int>(0)
     let throttleRefusals = Atomic<Int>(0)
+    let proxyRefusals = Atomic<Int>(0)
 
     init() {}
 

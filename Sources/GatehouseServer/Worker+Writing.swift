@@ -149,7 +149,7 @@ extension Worker {
         openCount -= 1
         shared.metrics.connectionsOpen.add(-1, ordering: .relaxed)
         if conn.machine.errorsSent > 0 { shared.metrics.errorsSent.add(conn.machine.errorsSent, ordering: .relaxed) }
-        shared.release(peer: conn.peerHost)
+        if conn.admitted { shared.release(peer: conn.peerHost) }
         if !conn.machine.greeted {
             logger.debug(
                 "connection closed",

@@ -179,13 +179,22 @@ final class Worker {
             return
         }
         let host = peer.host
-        if refusedAsThrottled(peer: peer, host: host) {
+        // Behind a load balancer: only its addresses may connect, and each connection starts
+        // with a PROXY header that names the client; the per-address checks wait for it.
+        let proxied = shared.config.proxyProtocol
+        if proxied && !shared.config.proxyFrom.contains(where: { $0.contains(host: host) }) {
+            shared.metrics.proxyRefusals.add(1, ordering: .relaxed)
+            logger.info("connection refused: not from a --proxy-from address", metadata: ["peer": "\(peer)"])
+            Socket.close(fd)
+            return
+        }
+        if !proxied && refusedAsThrottled(peer: peer.description, host: host) {
             shared.metrics.throttleRefusals.add(1, ordering: .relaxed)
             logger.debug("connection refused: address throttled", metadata: ["peer": "\(peer)"])
             Socket.close(fd)
             return
         }
-        guard shared.admit(peer: host) else {
+        guard proxied || shared.admit(peer: host) else {
             shared.metrics.peerLimitRefusals.add(1, ordering: .relaxed)
             logger.debug("connection refused: per-address limit", metadata: ["peer": "\(peer)"])
             Socket.close(fd)
@@ -194,7 +203,7 @@ final class Worker {
         let tls: TLSConnection
         do { tls = try TLSConnection(context: shared.currentTLSContext(), fd: fd) } catch {
             logger.error("cannot create TLS session", metadata: ["error": "\(error)"])
-            shared.release(peer: host)
+            if !proxied { shared.release(peer: host) }
             Socket.close(fd)
             return
         }
@@ -222,6 +231,10 @@ final class Worker {
             now: now,
             busy: nowOpen > shared.config.maxConnections
         )
+        if proxied {
+            conn.admitted = false
+            conn.proxyReader = ProxyHeaderReader()
+        }
         connections[slot] = conn
         openCount += 1
         conn.interest = Epoll.readable
@@ -236,9 +249,9 @@ final class Worker {
 
     /// With `--throttle-refuse-connections`: whether `peer`'s address is throttled for failed
     /// AUTHs and not exempt, so that its connection is closed before it costs a TLS handshake.
-    func refusedAsThrottled(peer: SocketAddress, host: String) -> Bool {
+    func refusedAsThrottled(peer: String, host: String) -> Bool {
         let config = shared.config
-        guard config.throttleRefuseConnections, shared.authenticationThrottled(peer: peer.description, now: now) else {
+        guard config.throttleRefuseConnections, shared.authenticationThrottled(peer: peer, now: now) else {
             return false
         }
         return !config.throttleExempt.contains { $0.contains(host: host) }
@@ -257,7 +270,11 @@ final class Worker {
     func handle(events: UInt32, token: UInt64) {
         guard let conn = connection(for: token) else { return }
         if conn.machine.isHandshaking {
-            advanceHandshake(conn)
+            if conn.proxyReader != nil {
+                readProxyHeader(conn)
+            } else {
+                advanceHandshake(conn)
+            }
             return
         }
         if events & (Epoll.hangup | Epoll.error) != 0 && !conn.machine.wantsToRead {

@@ -32,6 +32,7 @@ enum ConfigSources {
         ("auth-timeout", .double), ("max-in-flight-bytes", .int), ("throttle-refuse-connections", .flag),
         ("throttle-exempt", .string), ("jwt-jwks", .string), ("jwt-issuer", .string), ("jwt-audience", .string),
         ("jwt-user-claim", .string), ("jwt-algorithms", .string), ("jwt-leeway", .double),
+        ("proxy-protocol", .flag), ("proxy-from", .string),
     ]
 
     struct Failure: Error, CustomStringConvertible {

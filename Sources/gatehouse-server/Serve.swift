@@ -166,6 +166,17 @@ struct Serve: ParsableCommand {
     var sessionTickets: Int = 1
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
+    @Flag(
+        name: .customLong("proxy-protocol"),
+        help:
+            "Behind a load balancer: every connection must come from a --proxy-from address and begin with a PROXY protocol header (v1 or v2) naming the client, whose address is then the peer for the journal, throttling, limits and logs."
+    )
+    var proxyProtocol = false
+    @Option(
+        name: .customLong("proxy-from"),
+        help: "The load balancers' addresses, as CIDR,… (e.g. 10.0.0.5,10.0.1.0/24); needed with --proxy-protocol."
+    )
+    var proxyFrom: String?
     @Option(
         name: .customLong("metrics-address"),
         help:
@@ -240,6 +251,13 @@ struct Serve: ParsableCommand {
             guard throttleRefuseConnections else {
                 throw FlagRange.Error("--throttle-exempt needs --throttle-refuse-connections")
             }
+        }
+        if proxyProtocol {
+            guard let proxyFrom, let ranges = AddressRange.list(proxyFrom), !ranges.isEmpty else {
+                throw FlagRange.Error("--proxy-protocol needs --proxy-from CIDR,… (the load balancers' addresses)")
+            }
+        } else if proxyFrom != nil {
+            throw FlagRange.Error("--proxy-from needs --proxy-protocol")
         }
         if let metricsAddress, Serve.hostAndPort(metricsAddress) == nil {
             throw FlagRange.Error(
@@ -377,6 +395,8 @@ extension Serve {
         config.throttleRefuseConnections = throttleRefuseConnections
         config.throttleExempt = throttleExempt.flatMap(AddressRange.list) ?? []
         config.jwt = jwt.configuration
+        config.proxyProtocol = proxyProtocol
+        config.proxyFrom = proxyFrom.flatMap(AddressRange.list) ?? []
         config.metricsAddress = metricsAddress.flatMap(Serve.hostAndPort)
         return config
     }

@@ -332,7 +332,7 @@ struct ConnectionStateMachineTests {
         d.advance(to: 6 * second)
         seen.insert(final(d)!)
         // Abrupt ones, decided by the worker's I/O.
-        for reason in [CloseReason.peerWentAway, .tlsError, .serverStopped, .setupFailed] {
+        for reason in [CloseReason.peerWentAway, .tlsError, .serverStopped, .setupFailed, .proxyHeaderRefused] {
             d = MachineDriver(limits: .testing())
             _ = d.machine.close(reason)
             seen.insert(final(d)!)
