@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
     ],
     targets: [
         // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config.
@@ -47,7 +48,11 @@ let package = Package(
             swiftSettings: strict
         ),
         // OwnedFD, threads and every system call, behind one small wrapper layer.
-        .target(name: "GatehouseSystem", dependencies: ["CGatehouseLinux"], swiftSettings: strict),
+        .target(
+            name: "GatehouseSystem",
+            dependencies: ["CGatehouseLinux", .product(name: "Atomics", package: "swift-atomics")],
+            swiftSettings: strict
+        ),
         // GatehouseTLS for SHA-256 only (the journal's chained digests): one module owns OpenSSL.
         .target(name: "GatehouseJournal", dependencies: ["GatehouseSystem", "GatehouseTLS"], swiftSettings: hotPath),
         .target(

@@ -32,4 +32,9 @@ enum CloseReason: String, Sendable, CaseIterable {
         default: false
         }
     }
+
+    /// The `reason` label of `gatehouse_connections_closed_total`: the log's text in snake case.
+    var metricLabel: String {
+        String(rawValue.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })
+    }
 }

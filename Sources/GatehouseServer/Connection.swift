@@ -23,6 +23,8 @@ final class Connection {
     /// Set while a PROXY header is expected before the TLS handshake (`--proxy-protocol`).
     var proxyReader: ProxyHeaderReader?
     let tls: TLSConnection
+    /// When it was accepted (monotonic ns): the handshake's duration for the metrics.
+    let acceptedAt: UInt64
     var framer: LineFramer
     var machine: ConnectionStateMachine
 
@@ -63,6 +65,7 @@ final class Connection {
         self.peer = peer
         self.peerHost = peerHost
         self.tls = tls
+        self.acceptedAt = now
         self.framer = LineFramer(maxLine: limits.maxLine)
         self.machine = ConnectionStateMachine(limits: limits, now: now, busy: busy)
     }

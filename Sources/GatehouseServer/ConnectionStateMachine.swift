@@ -98,6 +98,9 @@ struct ConnectionStateMachine {
     private(set) var messagesAcked = 0
     private(set) var messagesFailed = 0
     private(set) var errorsSent = 0
+    /// ERR replies by code (`ErrorCode.allCases` order), for the metrics; empty until the first
+    /// one, so a connection that never errs holds no array.
+    private(set) var errorsByCode: [UInt32] = []
     /// The handshake completed (the client got a greeting or ERR BUSY).
     private(set) var greeted = false
 
@@ -211,7 +214,7 @@ struct ConnectionStateMachine {
             replies.pushMessage(n: n, journalBytes: text.count &+ ConnectionLimits.recordOverhead)
             return .journal(text: text, n: n)
         case .reply(let reply):
-            if case .error = reply { errorsSent &+= 1 }
+            if case .error(let code, _) = reply { countError(code) }
             replies.push(reply)
             return .next
         case .replyAndClose(let reply):
@@ -221,7 +224,7 @@ struct ConnectionStateMachine {
             case .error(.rateLimited, _): reason = .authThrottled
             default: reason = .tooManyErrors
             }
-            if case .error = reply { errorsSent &+= 1 }
+            if case .error(let code, _) = reply { countError(code) }
             replies.push(reply)
             beginClosing(reason, now: now)
             return .stop
@@ -264,6 +267,12 @@ struct ConnectionStateMachine {
         open.reading = isOverBounds ? .paused : .active
         phase = .open(open)
         return open.reading == .active ? .resumeReading : .none
+    }
+
+    private mutating func countError(_ code: ErrorCode) {
+        errorsSent &+= 1
+        if errorsByCode.isEmpty { errorsByCode = Array(repeating: 0, count: ErrorCode.allCases.count) }
+        errorsByCode[ErrorCode.allCases.firstIndex(of: code)!] &+= 1
     }
 
     // MARK: the journal and writing

@@ -182,7 +182,8 @@ public final class Server: Sendable {
             clientMap: clientMap,
             jwt: jwt,
             journal: journal,
-            health: health
+            health: health,
+            workerStats: (0..<workerCount).map { _ in WorkerStats() }
         )
         self.shared = shared
         if let (host, port) = config.metricsAddress {

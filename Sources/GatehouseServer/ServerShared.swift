@@ -15,6 +15,8 @@ final class ServerShared: Sendable {
     let metrics = ServerMetrics()
     let journal: Journal
     let health: ServerHealth
+    /// One per worker, by index: what each counts for /metrics.
+    let workerStats: [WorkerStats]
     private let tlsContext: Mutex<TLSContext>
     private let tokenStore: Mutex<TokenStore>
     private let clientMap: Mutex<ClientIdentityMap?>
@@ -32,8 +34,10 @@ final class ServerShared: Sendable {
         clientMap: ClientIdentityMap?,
         jwt: JWTVerifier?,
         journal: Journal,
-        health: ServerHealth = ServerHealth()
+        health: ServerHealth = ServerHealth(),
+        workerStats: [WorkerStats] = []
     ) {
+        self.workerStats = workerStats
         self.health = health
         self.config = config
         self.logger = logger

@@ -1,3 +1,4 @@
+import GatehouseJWT
 import GatehouseJournal
 import GatehouseProtocol
 import GatehouseSystem
@@ -36,6 +37,7 @@ extension Worker {
             }
             switch conn.tls.read(into: readBuffer) {
             case .done(let n):
+                stats.count(stats.bytesReceived, n)
                 let open = conn.machine.isOpen
                 if open { process(conn, UnsafeRawBufferPointer(rebasing: readBuffer[0..<n])) }
                 // While closing, what arrives is dropped unread.
@@ -115,6 +117,7 @@ extension Worker {
             return true
         case .journal(let text, let n):
             if batchTime.isEmpty { batchTime = clock.now() }
+            if batch.startedAt == 0 { batch.startedAt = now }
             batch.append(
                 time: batchTime,
                 connectionFields: conn.journalFields,
@@ -130,6 +133,10 @@ extension Worker {
             let failure = checkCredential(conn, user: user, token: token)  // nil: accepted (Worker+Credentials)
             let ok = failure == nil
             var throttled = false
+            defer {
+                let method: WorkerStats.AuthMethod = CompactJWS.looksLikeJWT(token) ? .jwt : .token
+                stats.auth(method, ok ? .ok : throttled ? .throttled : .failed)
+            }
             if let failure {
                 throttled = shared.authenticationThrottled(peer: conn.peer, now: now)
                 if !throttled { shared.recordAuthenticationFailure(peer: conn.peer, now: now) }

@@ -23,6 +23,9 @@ extension Worker {
             }
             if stored {
                 shared.metrics.messagesAcknowledged.add(acked, ordering: .relaxed)
+                if done.startedAt > 0 && acked > 0 {
+                    stats.ackLatency.observe(Double(now &- done.startedAt) / 1e9, count: acked)
+                }
             } else if case .failed(let why) = done.outcome {
                 logger.error(
                     "journal write failed; messages answered UNAVAILABLE",
@@ -117,6 +120,7 @@ extension Worker {
             let result = conn.machine.replies.withUnsent { conn.tls.write($0) }
             switch result {
             case .done(let n):
+                stats.count(stats.bytesSent, n)
                 conn.machine.wrote(n, now: now)
             case .wantWrite:
                 conn.writeBlocked = true  // until epoll says writable
@@ -149,6 +153,10 @@ extension Worker {
         openCount -= 1
         shared.metrics.connectionsOpen.add(-1, ordering: .relaxed)
         if conn.machine.errorsSent > 0 { shared.metrics.errorsSent.add(conn.machine.errorsSent, ordering: .relaxed) }
+        for (index, n) in conn.machine.errorsByCode.enumerated() where n > 0 {
+            stats.error(WorkerStats.errorCodes[index], Int(n))
+        }
+        stats.closed(reason)
         if conn.admitted { shared.release(peer: conn.peerHost) }
         if !conn.machine.greeted {
             logger.debug(

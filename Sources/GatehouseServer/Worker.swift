@@ -16,6 +16,8 @@ final class Worker {
     let listener: Int32
     let inbox: WorkerInbox
     var logger: Logger
+    /// What this worker counts for /metrics (written by this thread only).
+    let stats: WorkerStats
 
     var connections: [Connection?] = []
     var generations: [UInt32] = []
@@ -53,6 +55,7 @@ final class Worker {
         self.epoll = epoll
         self.inbox = inbox
         self.logger = shared.logger
+        self.stats = shared.workerStats.indices.contains(index) ? shared.workerStats[index] : WorkerStats()
         self.logger[metadataKey: "worker"] = "\(index)"
         self.batch = JournalBatch(worker: index)
         self.limits = ConnectionLimits(shared.config)
@@ -338,6 +341,9 @@ final class Worker {
             }
         }
         conn.machine.handshakeCompleted(now: now, certificateUser: certificateUser, draining: draining)
+        stats.handshakeSeconds.observe(Double(now &- conn.acceptedAt) / 1e9)
+        if conn.tls.sessionReused { stats.count(stats.resumed) }
+        if certificateUser != nil { stats.auth(.certificate, .ok) }
         if let certificateUser { authenticated(conn, user: certificateUser) }
         if conn.machine.isOpen || conn.machine.closeReason == .shutdown {
             logger.info(

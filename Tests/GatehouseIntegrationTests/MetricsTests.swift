@@ -79,7 +79,7 @@ struct MetricsTests {
                 > Date().timeIntervalSince1970
         )
 
-        // 3 connections, 7 messages, 2 errors (UNKNOWN_COMMAND, EMPTY), a failed handshake, a reload.
+        // 3 connections, 7 messages, 2 errors (UNKNOWN_COMMAND, NOAUTH), a failed handshake, a reload.
         let token = server.tokens["alice"]!
         for messages in [2, 2, 3] {
             let lines = (1...messages).map { "MSG m\($0)" }.joined(separator: "\n")
@@ -94,7 +94,20 @@ struct MetricsTests {
 
         let after = try get(metricsPort, "/metrics")
         #expect(after.samples["gatehouse_messages_acknowledged_total"] == 7)
-        #expect(after.samples["gatehouse_replies_error_total"] == 2)
+        #expect(after.samples["gatehouse_replies_error_total{code=\"UNKNOWN_COMMAND\"}"] == 1)
+        #expect(after.samples["gatehouse_replies_error_total{code=\"NOAUTH\"}"] == 1)  // MSG before AUTH
+        #expect(after.samples["gatehouse_replies_error_total{code=\"EMPTY\"}"] == 0)
+        #expect(after.samples["gatehouse_connections_closed_total{reason=\"quit\"}"] == 4)
+        #expect(after.samples["gatehouse_connections_closed_total{reason=\"handshake_failed\"}"] == 1)
+        #expect(after.samples["gatehouse_auth_total{method=\"token\",result=\"ok\"}"] == 3)
+        #expect(after.samples["gatehouse_auth_total{method=\"token\",result=\"failed\"}"] == 0)
+        #expect(after.samples["gatehouse_tls_sessions_resumed_total"] == 0)
+        #expect((after.samples["gatehouse_bytes_received_total"] ?? 0) > 100)
+        #expect((after.samples["gatehouse_bytes_sent_total"] ?? 0) > 50)
+        #expect(after.samples["gatehouse_handshake_seconds_count"] == 4)
+        #expect(after.samples["gatehouse_ack_latency_seconds_count"] == 7)
+        #expect(after.samples["gatehouse_journal_batch_messages_sum"] == 7)
+        #expect((after.samples["gatehouse_journal_flush_seconds_count"] ?? 0) >= 1)
         #expect(after.samples["gatehouse_connections_total"] == 5)
         #expect(after.samples["gatehouse_handshakes_total{result=\"ok\"}"] == 4)
         #expect(after.samples["gatehouse_handshakes_total{result=\"failed\"}"] == 1)
