@@ -186,4 +186,47 @@ struct MetricsTests {
         #expect(page.status == 503)
         #expect(page.body.contains("draining"), "\(page.body)")
     }
+
+    /// The alert rules and the Grafana dashboard in deploy/ use only metrics a server serves:
+    /// every name in their expressions is on a real /metrics page (histograms by their base name).
+    @Test func alertRulesAndDashboardNameOnlyServedMetrics() throws {
+        let metricsPort = try Self.freePort()
+        let server = try ServerProcess(arguments: ["--metrics-address", "127.0.0.1:\(metricsPort)"])
+        _ = try server.sClient("QUIT\n")
+        let served = Set(
+            try get(metricsPort, "/metrics").samples.keys.map { key in
+                let name = String(key.prefix { $0 != "{" })
+                for suffix in ["_bucket", "_sum", "_count"] where name.hasSuffix(suffix) {
+                    return String(name.dropLast(suffix.count))
+                }
+                return name
+            }
+        )
+        let script = """
+            import json, re, sys, yaml
+            rules = yaml.safe_load(open(sys.argv[1]))
+            exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+            dash = json.load(open(sys.argv[2]))
+            exprs += [t["expr"] for p in dash["panels"] for t in p["targets"]]
+            names = set()
+            for e in exprs:
+                for n in re.findall(r"\\b((?:gatehouse|process)_[a-z_]+)", e):
+                    names.add(re.sub(r"_(bucket|sum|count)$", "", n))
+            print(json.dumps({"names": sorted(names), "rules": len(exprs)}))
+            """
+        let result = try ProcessRunner.run(
+            "python3",
+            [
+                "-c", script, Repository.root + "/deploy/prometheus/gatehouse-alerts.yml",
+                Repository.root + "/deploy/grafana/gatehouse-dashboard.json",
+            ],
+            timeout: 20
+        )
+        try #require(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let names = try #require(object["names"] as? [String])
+        #expect(names.count >= 15)
+        let missing = names.filter { !served.contains($0) }
+        #expect(missing.isEmpty, "not served: \(missing)")
+    }
 }
