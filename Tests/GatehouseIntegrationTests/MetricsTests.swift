@@ -139,6 +139,31 @@ struct MetricsTests {
         #expect(try get(metricsPort, "/metrics").samples["gatehouse_ready"] == 0)
     }
 
+    /// A disk whose flushes fail three times: 503 while the journal fails (the failed flush,
+    /// then the set-aside that needs a flush too and is retried each second), 200 again once it
+    /// writes again.
+    @Test func readyzComesBackOnceTheJournalWritesAgain() throws {
+        let metricsPort = try Self.freePort()
+        let server = try ServerProcess(
+            arguments: ["--metrics-address", "127.0.0.1:\(metricsPort)"],
+            environment: [
+                "LD_PRELOAD": try FaultLibrary.path(), "GH_FAULT_PATH": "journal.jsonl", "GH_FAULT_FDATASYNC": "1-3",
+            ]
+        )
+        let conn = try server.authenticatedConnection()
+        #expect(try conn.request("MSG lost").hasPrefix("ERR UNAVAILABLE"))
+        #expect(try get(metricsPort, "/readyz").status == 503)
+        let deadline = Date().addingTimeInterval(15)
+        var status = 503
+        while status != 200 && Date() < deadline {
+            status = try get(metricsPort, "/readyz").status
+            if status != 200 { usleep(200_000) }
+        }
+        #expect(status == 200, "\(server.log.suffix(2000))")
+        #expect(try conn.request("MSG kept").hasPrefix("ACK "))
+        #expect(try get(metricsPort, "/metrics").samples["gatehouse_ready"] == 1)
+    }
+
     @Test func readyzIsServiceUnavailableWhileDraining() throws {
         let metricsPort = try Self.freePort()
         let server = try ServerProcess(
