@@ -1,3 +1,5 @@
+import CGatehouseLinux
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,7 +33,7 @@ public struct SystemdNotifier: Sendable {
     @discardableResult
     public func send(_ state: String) -> SystemError? {
         guard let socketPath else { return nil }
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | CGatehouseLinux_SOCK_CLOEXEC, 0)
         guard fd >= 0 else { return SystemError("socket(AF_UNIX)", errno: errno) }
         defer { _ = Glibc.close(fd) }
         var address = sockaddr_un()
