@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "GatehouseJWT", dependencies: ["GatehouseProtocol"], swiftSettings: strict),
         .target(
             name: "GatehouseAuth",
-            dependencies: ["GatehouseTLS", "GatehouseSystem", "GatehouseJWT"],
+            dependencies: ["GatehouseTLS", "GatehouseSystem", "GatehouseProtocol", "GatehouseJWT"],
             swiftSettings: strict
         ),
         // OwnedFD, threads and every system call, behind one small wrapper layer.

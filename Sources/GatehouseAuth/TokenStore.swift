@@ -1,3 +1,4 @@
+import GatehouseProtocol
 import GatehouseTLS
 
 #if canImport(Glibc)
@@ -110,18 +111,10 @@ public struct VerificationWork: Equatable, Sendable {
     public init() {}
 }
 
-/// The rules for user names, shared by the tokens file and the protocol.
+/// The rules for user names: the protocol's own (`CommandParser.isValidUserName`), so that the
+/// tokens file, the client map and `AUTH` can never disagree on what a user name is.
 public enum UserName {
-    public static func isValid(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard !bytes.isEmpty, bytes.count <= 64 else { return false }
-        return bytes.allSatisfy { b in
-            switch b {
-            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2E, 0x5F, 0x40, 0x2D: true
-            default: false
-            }
-        }
-    }
+    public static func isValid(_ name: String) -> Bool { CommandParser.isValidUserName(name) }
 }
 
 enum Hex {
