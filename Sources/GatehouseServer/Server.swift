@@ -100,6 +100,8 @@ public final class Server: Sendable {
                 maxBytes: config.journalMaxBytes,
                 maxQueuedRecords: config.journalMaxQueued,
                 maxQueuedBytes: config.journalMaxQueuedBytes,
+                streamRetention: config.streamRetentionSeconds,
+                maxStreams: config.maxStreams,
                 events: { event in
                     health.record(event)
                     switch event {
@@ -182,7 +184,8 @@ public final class Server: Sendable {
             clientMap: clientMap,
             jwt: jwt,
             journal: journal,
-            health: health
+            health: health,
+            inboxes: inboxes
         )
         self.shared = shared
         if let (host, port) = config.metricsAddress {
