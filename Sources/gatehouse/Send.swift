@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatehouseClient
+import GatehouseProtocol
 import GatehouseSystem
 
 #if canImport(Glibc)
@@ -35,6 +36,13 @@ struct Send: ParsableCommand {
     var window: Int = 64
     @Flag(name: .shortAndLong, help: "Print only a summary line, not every ACK.")
     var quiet = false
+    @Option(
+        help:
+            "Send through stream NAME: every message stored exactly once, across broken connections and server restarts; with --file, a rerun sends only the lines the stream lacks."
+    )
+    var stream: String?
+    @Option(name: .customLong("retry-for"), help: "With --stream: seconds to keep reconnecting after a break.")
+    var retryFor: Double = 60
     @Argument(help: "Messages to send; none: read --file or standard input.")
     var messages: [String] = []
 
@@ -43,6 +51,12 @@ struct Send: ParsableCommand {
         if !messages.isEmpty && file != nil { throw ValidationError("give messages as arguments or --file, not both") }
         for (i, m) in messages.enumerated() where m.contains("\n") || m.contains("\r") {
             throw ValidationError("message \(i + 1) contains a line break; send multi-line input with --file or stdin")
+        }
+        if let stream, !CommandParser.isValidStreamName(stream) {
+            throw ValidationError("a stream name is 1 to 64 of A-Z a-z 0-9 . _ - :")
+        }
+        guard retryFor >= 0 && retryFor <= 86_400 * 30 else {
+            throw ValidationError("--retry-for must be 0 to 2592000")
         }
         for (i, m) in messages.enumerated() where m.isEmpty {
             throw ValidationError("message \(i + 1) is empty")
@@ -65,6 +79,18 @@ struct Send: ParsableCommand {
             source = DescriptorSource(fd: 0, name: nil)
         }
         defer { if inputFD >= 0 { close(inputFD) } }
+        if let stream {
+            let send = StreamSend(
+                name: stream,
+                connection: connection,
+                window: window,
+                quiet: quiet,
+                retryFor: retryFor,
+                fromFile: file != nil && file != "-"
+            )
+            try send.run(source: source)
+            return
+        }
 
         let scratch = ReadScratch()
         let session = try connection.openSession(scratch: scratch, requireAuth: true)
