@@ -99,4 +99,48 @@ struct StreamCrashTests {
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(rerun.stdout.contains("0 acknowledged, 0 refused, last \(count), 0 reconnects"), "\(rerun.stdout)")
     }
+
+    @Test func aRerunAfterTheClientWasKilledSendsOnlyTheLinesTheStreamLacks() throws {
+        let count = 20_000
+        let server = try ServerProcess()
+        let file = server.directory.file("lines.txt")
+        try (1...count).map { "line \($0)" }.joined(separator: "\n").appending("\n")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let environment = [
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            "HOME": server.directory.path, "GATEHOUSE_HOST": server.host, "GATEHOUSE_PORT": String(server.port),
+            "GATEHOUSE_SERVER_NAME": "localhost", "GATEHOUSE_USER": "alice",
+            "GATEHOUSE_TOKEN": server.tokens["alice"]!, "GATEHOUSE_CA": server.pki.caCertificate,
+        ]
+        let arguments = ["send", "--stream", "lines", "--file", file, "--quiet"]
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: Repository.clientBinary)
+        first.arguments = arguments
+        first.environment = environment
+        first.standardOutput = FileHandle.nullDevice
+        first.standardError = FileHandle.nullDevice
+        try first.run()
+        // Killed once part of the file is stored.
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, (try? server.journalRecords().count) ?? 0 < 2000 { usleep(20_000) }
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        let before = try server.journalRecords().count
+        #expect(before > 0 && before < count, "the kill did not come mid-send (\(before) stored)")
+        let rerun = try ProcessRunner.run(Repository.clientBinary, arguments, environment: environment, timeout: 60)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        // The server may still have stored a few lines it had read before the kill.
+        let acked = Int(rerun.stdout.split(separator: ":").last?.split(separator: " ").first ?? "") ?? -1
+        #expect(acked > 0 && acked <= count - before, "\(rerun.stdout)")
+        #expect(rerun.stdout.contains("last \(count), 0 reconnects"), "\(rerun.stdout)")
+        let records = try server.journalRecords()
+        #expect(records.compactMap { $0["text"] as? String } == (1...count).map { "line \($0)" })
+        #expect(records.compactMap { $0["seq"] as? Int } == Array(1...count))
+        // A file shorter than the stream is refused, and nothing is sent.
+        try "line 1\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let shorter = try ProcessRunner.run(Repository.clientBinary, arguments, environment: environment, timeout: 30)
+        #expect(shorter.status == 1)
+        #expect(shorter.stderr.contains("was the file changed?"), "\(shorter.stderr)")
+        #expect(try server.journalRecords().count == count)
+    }
 }
