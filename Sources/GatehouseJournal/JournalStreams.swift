@@ -117,8 +117,9 @@ struct StreamTable {
         _ = try LineReader.forEachLine(fd: fd, size: size, path: path) { line, _ in
             // The stream fields come before the text, so a text cannot fake them (its quotes
             // are escaped anyway).
+            // Only the fields before the text are searched: a plain record costs a short scan.
             guard let textAt = StreamFields.find(line, #","text":""#),
-                let streamAt = StreamFields.find(line, #","stream":""#), streamAt < textAt,
+                StreamFields.find(UnsafeRawBufferPointer(rebasing: line[..<textAt]), #","stream":""#) != nil,
                 let user = StreamFields.string(line, after: #","user":""#),
                 let name = StreamFields.string(line, after: #","stream":""#),
                 let seq = StreamFields.number(line, after: #","seq":"#),

@@ -46,4 +46,17 @@ struct StreamCLITests {
             #expect(seqs == Array(1...seqs.count))
         }
     }
+
+    @Test func shellShowsTheStreamState() throws {
+        let server = try ServerProcess()
+        _ = try Client(server).run(["send", "--stream", "app", "one", "two"])
+        let result = try Client(server).run(["shell"], stdin: "/stream app\nthree\n/stream app\n/quit\n")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(
+            Array(result.stdoutLines.dropFirst()) == [
+                "OK STREAM app 2", "*** stream app: the server holds messages 1 to 2; next is 3", "ACK 3",
+                "ERR SYNTAX this connection has a stream already", "BYE",
+            ]
+        )
+    }
 }
