@@ -120,4 +120,20 @@ struct StreamTests {
         try kept.start()
         #expect(replyLines(try kept.sClient(keptAuth + "STREAM old\nQUIT\n").stdout).contains("OK STREAM old 1"))
     }
+
+    @Test func pastMaxStreamsANewStreamIsRefusedAndTheConnectionStaysPlain() throws {
+        let server = try ServerProcess(arguments: ["--max-streams", "1"])
+        let auth = "AUTH alice \(server.tokens["alice"]!)\n"
+        _ = try server.sClient(auth + "STREAM first\nMSG x\nQUIT\n")
+        let refused = try server.sClient(auth + "STREAM second\nMSG plain\nSTREAM first\nQUIT\n")
+        let lines = replyLines(refused.stdout)
+        #expect(lines.count == 6)
+        #expect(lines.dropFirst(2).first?.hasPrefix("ERR UNAVAILABLE the server remembers as many streams") == true)
+        #expect(lines.dropFirst(3).first == "ACK 1")
+        #expect(lines.dropFirst(4).first?.hasPrefix("ERR SYNTAX") == true)  // after a MSG: too late
+        // A stream it remembers may always be opened.
+        let known = try server.sClient(auth + "STREAM first\nQUIT\n")
+        #expect(replyLines(known.stdout).contains("OK STREAM first 1"))
+        #expect(server.log.contains("stream refused"))
+    }
 }
