@@ -38,11 +38,15 @@ extension Worker {
     /// Another connection took over `token`'s stream.
     func supersede(_ token: UInt64) {
         guard let conn = connection(for: token) else { return }  // closed: it releases on its own
+        // Messages still in flight: the new connection's OK STREAM waits for their outcomes.
+        let inFlight = conn.machine.replies.inFlight
         conn.machine.superseded(now: now)
         conn.heldInput = []
         logger.info(
             "stream superseded",
-            metadata: ["conn": "\(conn.id)", "stream": "\(conn.streamKey?.description ?? "-")"]
+            metadata: [
+                "conn": "\(conn.id)", "stream": "\(conn.streamKey?.description ?? "-")", "in_flight": "\(inFlight)",
+            ]
         )
         releaseStreamIfDone(conn)
         sync(conn)
