@@ -17,6 +17,8 @@ struct Send: ParsableCommand {
 
             With --token-command the token is an access token (a JWT) the command prints; a long send runs the command again before the token expires and re-authenticates the connection with the new one.
 
+            With --stream NAME every message is stored exactly once: the client keeps what is not acknowledged, reconnects after a break (exponential backoff with jitter, for up to --retry-for seconds), and resends from the stream's last stored number; it exits 0 only when all are acknowledged and prints the number of reconnects. With --file, line k is message k of the stream, so a rerun after a crash sends only the lines the stream lacks (the lines skipped are not compared: do not change the file between runs).
+
             Exit status: 0 every message acknowledged; 1 some message refused; 2 could not connect, verify the server or authenticate (nothing sent); 3 the connection broke: standard error then lists the messages not acknowledged, which are safe to resend (a message that was written but not answered may have been stored: the server's journal tells).
 
             Examples:
@@ -26,6 +28,8 @@ struct Send: ParsableCommand {
               gatehouse send --file messages.txt --window 256
               GATEHOUSE_TOKEN_FILE=~/.gh-token gatehouse send --host msg.example.com hi
               tail -f app.log | gatehouse send --token-command 'scripts/dev-idp.sh mint --sub dev'
+              tail -f app.log | gatehouse send --stream app --quiet
+              gatehouse send --stream import --file data.txt --retry-for 600
             """
     )
 
