@@ -13,13 +13,18 @@
 # journal holds exactly as many records as the client counted ACKs, and reads the server's
 # records and flushes from its exit line (SIGTERM).
 #
+# Part 3 (issue 11, with --streams): the cost of streams: the same load (64 x 16 x 64 B, --fsync
+# never, so that CPU and not the disk is measured) plain and through one stream per connection
+# (`bench messages --streams`), rounds alternating; reports the ratio of server CPU per message.
+#
 # Usage: scripts/bench-messages.sh [--seconds S] [--rounds N] [--skip-nio] [--skip-durability]
-#                                  [--metrics] [--dir DIR] [--keep]
+#                                  [--metrics] [--streams] [--only-streams] [--dir DIR] [--keep]
 #   --seconds S   length of each round's load (default 8)
 #   --rounds N    rounds per configuration (default 3)
 #   --skip-nio    do not build or run the NIO baseline
 #   --metrics     part 1 also runs gatehouse with --metrics-address, scraped once a second, and
 #                 prints its CPU per message against gatehouse without metrics (same run)
+#   --streams     add part 3 (streams vs plain); --only-streams runs part 3 alone
 #   --dir DIR     where the temporary folder (certs, journals, logs) goes (default: $TMPDIR or /tmp;
 #                 its filesystem is the one fsync is measured on: not tmpfs)
 #   --keep        keep the temporary folder and print its path
@@ -33,6 +38,8 @@ rounds=3
 skip_nio=0
 skip_durability=0
 metrics=0
+streams=0
+only_streams=0
 keep=0
 dir=${TMPDIR:-/tmp}
 while [ $# -gt 0 ]; do
@@ -42,9 +49,11 @@ while [ $# -gt 0 ]; do
         --skip-nio) skip_nio=1; shift ;;
         --skip-durability) skip_durability=1; shift ;;
         --metrics) metrics=1; shift ;;
+        --streams) streams=1; shift ;;
+        --only-streams) streams=1; only_streams=1; skip_nio=1; skip_durability=1; shift ;;
         --dir) dir="$2"; shift 2 ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "bench-messages.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -113,15 +122,16 @@ run_round() {
     local tag="$part-$impl-${fsync//=/}-$r"
     local port journal="$work/journal-$tag.jsonl" srvlog="$work/server-$tag.log" out="$work/client-$tag.json"
     port=$(free_port)
-    local extra=() mport=""
+    local extra=() server_extra=() mport=""
+    [ "$impl" = streams ] && extra=(--streams)
     if [ "$impl" = gatehouse+metrics ]; then
         mport=$(free_port)
-        extra=(--metrics-address "127.0.0.1:$mport")
+        server_extra=(--metrics-address "127.0.0.1:$mport")
     fi
     if [ "$impl" != nio ]; then
         taskset -c 0 "$server_bin" serve --host 127.0.0.1 --port "$port" --workers 1 \
             --cert "$work/pki/server.crt" --key "$work/pki/server.key" --tokens "$work/tokens" \
-            --journal "$journal" --fsync "$fsync" --log-level info "${extra[@]}" >/dev/null 2>"$srvlog" &
+            --journal "$journal" --fsync "$fsync" --log-level info "${server_extra[@]}" >/dev/null 2>"$srvlog" &
     else
         taskset -c 0 "$nio_bin" --host 127.0.0.1 --port "$port" --threads 1 \
             --cert "$work/pki/server.crt" --key "$work/pki/server.key" --tokens "$work/tokens" \
@@ -149,7 +159,7 @@ while time.time() < end:
     d0=$(cpu_detail "$pid"); t0=$(cpu_ticks "$pid"); w0=$(date +%s%N)
     timeout $((seconds + 60)) taskset -c 1 "$client_bin" bench messages --host 127.0.0.1 --port "$port" \
         --ca "$work/pki/ca.crt" --server-name localhost --user bench --token-file "$work/token" \
-        --connections "$conns" --window 16 --size 64 --duration "$seconds" --threads 1 --json \
+        --connections "$conns" --window 16 --size 64 --duration "$seconds" --threads 1 --json "${extra[@]}" \
         >"$out" 2>"$work/client-$tag.err" || true
     t1=$(cpu_ticks "$pid"); w1=$(date +%s%N); d1=$(cpu_detail "$pid")
     [ -z "$scraper" ] || wait "$scraper" 2>/dev/null || true
@@ -196,6 +206,7 @@ PY
     rm -f "$journal"
 }
 
+if [ "$only_streams" = 0 ]; then
 log "part 1: 64 connections x 16 in flight x 64 B, ${seconds}s per round, $rounds rounds, server pinned to core 0"
 impls=(gatehouse)
 [ "$metrics" = 0 ] || impls+=(gatehouse+metrics)
@@ -205,6 +216,26 @@ for r in $(seq "$rounds"); do
         for impl in "${impls[@]}"; do run_round budget "$impl" "$fsync" 64 "$r"; done
     done
 done
+fi
+if [ "$streams" = 1 ]; then
+    log "part 3 (issue 11): plain vs streams, 64 connections x 16 in flight x 64 B, --fsync never, rounds alternating"
+    for r in $(seq "$rounds"); do
+        for impl in gatehouse streams; do run_round streams "$impl" never 64 "$r"; done
+    done
+    python3 - "$results" <<'PY'
+import statistics as st, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+def us(impl):
+    return [float(r[9]) * 1e6 / int(r[5]) for r in rows if r[0] == "streams" and r[1] == impl and int(r[5])]
+plain, streams = us("gatehouse"), us("streams")
+if plain and streams:
+    print()
+    print(f"Streams (issue 11), medians of {len(plain)} rounds, --fsync never, server CPU per message:")
+    print(f"  plain   {st.median(plain):.3f} µs/msg   rounds {', '.join(f'{v:.3f}' for v in plain)}")
+    print(f"  streams {st.median(streams):.3f} µs/msg   rounds {', '.join(f'{v:.3f}' for v in streams)}")
+    print(f"  ratio streams / plain: {st.median(streams) / st.median(plain):.3f} (target ≤ 1.1)")
+PY
+fi
 if [ "$skip_durability" = 0 ]; then
     log "part 2 (issue 3): 100 pipelining connections x 16 in flight, gatehouse, pinned to core 0"
     for r in $(seq "$rounds"); do
@@ -216,6 +247,8 @@ python3 - "$results" "$fstype" "$seconds" <<'PY'
 import statistics as st, sys
 path, fstype, seconds = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
+if not any(r[0] in ("budget", "durable") for r in rows):
+    sys.exit(0)  # --only-streams: part 3 printed its own summary
 def group(part, impl, fsync):
     return [r for r in rows if r[0] == part and r[1] == impl and r[2] == fsync]
 def us(r): return float(r[9]) * 1e6 / int(r[5]) if int(r[5]) else float("nan")

@@ -48,7 +48,7 @@ public struct ClientError: Error, CustomStringConvertible, Sendable {
     public var isClosingNotice: Bool {
         switch kind {
         case .server(.busy), .server(.idleTimeout), .server(.authTimeout), .server(.shuttingDown),
-            .server(.authExpired):
+            .server(.authExpired), .server(.superseded):
             true
         default: false
         }

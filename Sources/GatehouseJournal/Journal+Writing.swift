@@ -75,6 +75,7 @@ extension Journal {
                     return
                 }
             }
+            let streamUpdates = decideStreams(batches)
             let (end, digest) = encode(batches, &s)
             let started = Process.monotonicNanoseconds()
             do { try FileIO.writeAll(s.fd, s.output) } catch {
@@ -106,10 +107,17 @@ extension Journal {
             flushSeconds.observe(Double(Process.monotonicNanoseconds() &- started) / 1e9)
             batchMessages.observe(Double(records))
             s.size += s.output.count
+            let written = Int(end - s.nextID)
             s.nextID = end
             s.lastID = end - 1
             s.digest = digest
-            recordsWritten.add(records, ordering: .relaxed)
+            recordsWritten.add(written, ordering: .relaxed)
+            if !streamUpdates.isEmpty {
+                let now = StreamFields.nowSeconds()
+                streams.withLock { table in
+                    for (key, seq) in streamUpdates { table.note(key, seq: seq, time: now) }
+                }
+            }
             if flushed {
                 markDurable(&s)
             } else if case .interval = policy {
@@ -132,9 +140,14 @@ extension Journal {
         var digest = s.digest ?? .genesis
         for batch in batches {
             batch.firstID = id
+            let skips = !batch.results.isEmpty
             batch.tails.withUnsafeBytes { tails in
                 var start = 0
-                for end in batch.ends {
+                for (i, end) in batch.ends.enumerated() {
+                    if skips && batch.results[i] != .written {
+                        start = end
+                        continue
+                    }
                     let recordStart = s.output.count
                     s.output.append(contentsOf: JournalBatch.idPrefix)
                     JSON.appendDecimal(id, to: &s.output)
@@ -151,6 +164,50 @@ extension Journal {
             }
         }
         return (id, id == s.nextID ? s.digest : digest)
+    }
+
+    /// Decides for each stream record of the group whether it is written: a number the stream
+    /// holds already is a duplicate (acknowledged, not written again), the next one is written, a
+    /// later one is refused (one before it failed: writing it would leave a gap). Returns the
+    /// streams' last numbers once the group is stored. On the journal thread.
+    private func decideStreams(_ batches: [JournalBatch]) -> [StreamKey: UInt64] {
+        var updates: [StreamKey: UInt64] = [:]
+        guard batches.contains(where: { !$0.streamRecords.isEmpty }) else { return updates }
+        streams.withLock { table in
+            for batch in batches where !batch.streamRecords.isEmpty {
+                var results = [JournalBatch.RecordResult](repeating: .written, count: batch.count)
+                for record in batch.streamRecords {
+                    let last = updates[record.key] ?? table.entries[record.key]?.last ?? 0
+                    if record.seq <= last {
+                        results[record.index] = .duplicate
+                    } else if record.seq == last + 1 {
+                        updates[record.key] = record.seq
+                    } else {
+                        results[record.index] = .refused
+                    }
+                }
+                batch.results = results
+            }
+        }
+        return updates
+    }
+
+    /// Saves the stream table beside the journal, forgetting streams past their retention.
+    /// Called before the active file stops being the one start-up scans (rotation, reopen) and
+    /// at shutdown. On the journal thread.
+    @discardableResult
+    func saveStreams(_ pending: inout [JournalEvent]) -> Bool {
+        let table = streams.withLock { table in
+            table.forget(olderThan: streamRetention, now: StreamFields.nowSeconds())
+            return table
+        }
+        do {
+            try table.save(for: path)
+            return true
+        } catch {
+            pending.append(.writeFailed("cannot update \(StreamTable.path(for: path)): \(error)"))
+            return false
+        }
     }
 
     func fail(_ batches: [JournalBatch], _ why: String, _ s: inout WriterState, _ pending: inout [JournalEvent]) {
@@ -204,6 +261,9 @@ extension Journal {
                 }
                 markDurable(&s)
             }
+            // The streams of the active file must be in the table's file before the file is
+            // renamed out of start-up's scan.
+            guard saveStreams(&pending) else { return }
             let number = (JournalSegments.list(path).last?.number ?? 0) + 1
             let segment = JournalSegments.name(of: path, number: number)
             do { try FileIO.rename(path, to: segment) } catch {
@@ -236,6 +296,8 @@ extension Journal {
     func reopenFile() {
         var pending: [JournalEvent] = []
         state.withLock { s in
+            // The moved-away file leaves start-up's scan: its streams go to the table's file.
+            saveStreams(&pending)
             if s.unsynced {
                 do {
                     try FileIO.fdatasync(s.fd)
@@ -287,6 +349,7 @@ extension Journal {
                 pending.append(.mayBeLost(risk, "the journal could not be flushed or rewritten at shutdown"))
             }
             saveState(&s, reserved: s.nextID - 1, &pending)
+            saveStreams(&pending)
         }
         for event in pending { events(event) }
     }

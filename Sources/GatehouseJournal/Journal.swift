@@ -44,6 +44,17 @@ public final class Journal: Sendable {
     public let maxQueuedBytes: Int
     /// What opening the journal found (last id, torn bytes cut).
     public let recovery: JournalRecoveryReport
+    /// Seconds after its last message before a stream may be forgotten.
+    public let streamRetention: Int64
+    /// Streams remembered at most (a new stream past it is refused when it is opened).
+    public let maxStreams: Int
+    /// Each stream's last stored number: written by the journal thread, read by workers.
+    let streams: Mutex<StreamTable>
+
+    /// The default `streamRetention`: 7 days.
+    public static let defaultStreamRetention: Int64 = 7 * 86_400
+    /// The default `maxStreams`.
+    public static let defaultMaxStreams = 100_000
 
     /// The default `maxQueuedBytes`: 64 MiB. The journal holds at most about twice this (the
     /// queued batches, and the group being written), so 10,000 clients sending 64 KiB lines
@@ -107,6 +118,8 @@ public final class Journal: Sendable {
         maxBytes: Int? = nil,
         maxQueuedRecords: Int = 1 << 16,
         maxQueuedBytes: Int = Journal.defaultMaxQueuedBytes,
+        streamRetention: Int64 = Journal.defaultStreamRetention,
+        maxStreams: Int = Journal.defaultMaxStreams,
         events: @escaping @Sendable (JournalEvent) -> Void = { _ in },
         completion: @escaping @Sendable ([JournalBatch]) -> Void
     ) throws(JournalError) {
@@ -117,12 +130,20 @@ public final class Journal: Sendable {
         self.maxQueuedBytes = max(1, maxQueuedBytes)
         self.completion = completion
         self.events = events
+        self.streamRetention = max(1, streamRetention)
+        self.maxStreams = max(1, maxStreams)
         let saved = try JournalState.load(for: path)
         let owned: OwnedFD
         do { owned = try FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600) } catch {
             throw JournalError("cannot open journal: \(error)")
         }
         let report = try JournalRecovery.open(fd: owned.raw, path: path, state: saved)
+        // The streams: the table's file (written when a file leaves the active path), then the
+        // stream records of the active file, which came after it.
+        var table = try StreamTable.load(for: path)
+        try table.scan(fd: owned.raw, path: path)
+        table.forget(olderThan: self.streamRetention, now: StreamFields.nowSeconds())
+        self.streams = Mutex(table)
         // Make the repair and the file's creation durable before anyone is told anything new,
         // and reserve the ids this run may hand out before it hands out any.
         let reserved = report.nextID - 1 + JournalState.reservation
@@ -195,6 +216,20 @@ public final class Journal: Sendable {
         }
         t?.join()
     }
+
+    /// The last number stored in stream `key` (0 for a stream it does not know). Any thread.
+    public func streamLast(_ key: StreamKey) -> UInt64 {
+        streams.withLock { $0.entries[key]?.last ?? 0 }
+    }
+
+    /// Whether `key` may be opened: the journal remembers it, or has room for one more stream.
+    /// Any thread.
+    public func canOpenStream(_ key: StreamKey) -> Bool {
+        streams.withLock { $0.entries[key] != nil || $0.entries.count < maxStreams }
+    }
+
+    /// Streams remembered now. Any thread.
+    public var streamCount: Int { streams.withLock { $0.entries.count } }
 
     /// The id the next stored record will get.
     public var nextID: UInt64 { state.withLock { $0.nextID } }

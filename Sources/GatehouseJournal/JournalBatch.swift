@@ -17,8 +17,31 @@ public final class JournalBatch: @unchecked Sendable {
     /// Monotonic ns when the batch's first message was read (the worker's clock), for the ACK
     /// latency the metrics report; 0 when unknown.
     public var startedAt: UInt64 = 0
-    /// Set by the journal: the id of the first record; the others follow consecutively.
+    /// The stream records among them: record index, stream and number, in record order.
+    public private(set) var streamRecords: [(index: Int, key: StreamKey, seq: UInt64)] = []
+
+    /// Set by the journal: the id of the first record written; the others written follow
+    /// consecutively.
     public internal(set) var firstID: UInt64 = 0
+    /// Set by the journal when the batch holds stream records: what became of each record.
+    /// Empty otherwise (then every record shares `outcome`).
+    public internal(set) var results: [RecordResult] = []
+
+    /// What the journal did with one record of a stored batch.
+    public enum RecordResult: UInt8, Sendable {
+        /// Written: it is in the journal.
+        case written
+        /// Its stream already holds this number: not written again, and acknowledged.
+        case duplicate
+        /// Its number is past the stream's next (an earlier one failed): refused, not written.
+        case refused
+    }
+
+    /// Whether record `i` is stored (written now or before): its ACK may go.
+    @inline(__always)
+    public func isStored(_ i: Int) -> Bool {
+        outcome == .stored && (results.isEmpty || results[i] != .refused)
+    }
     /// Set by the journal: whether the records are stored under the policy, or why not.
     public internal(set) var outcome: Outcome = .pending
 
@@ -57,6 +80,33 @@ public final class JournalBatch: @unchecked Sendable {
         owners.append(owner)
     }
 
+    /// Appends one record of stream `key` numbered `seq`; `streamFields` is the connection's
+    /// pre-encoded `,"stream":"…","seq":` (`JSON.streamFields`).
+    public func append(
+        time: [UInt8],
+        connectionFields: [UInt8],
+        n: Int,
+        text: UnsafeRawBufferPointer,
+        owner: UInt64,
+        stream key: StreamKey,
+        streamFields: [UInt8],
+        seq: UInt64
+    ) {
+        streamRecords.append((ends.count, key, seq))
+        tails.append(contentsOf: JSON.timeKey)
+        tails.append(contentsOf: time)
+        tails.append(contentsOf: connectionFields)
+        tails.append(contentsOf: JSON.nKey)
+        JSON.appendDecimal(UInt64(n), to: &tails)
+        tails.append(contentsOf: streamFields)
+        JSON.appendDecimal(seq, to: &tails)
+        tails.append(contentsOf: JSON.textKey)
+        JSON.appendEscaped(text, to: &tails)
+        tails.append(0x22)
+        ends.append(tails.count)
+        owners.append(owner)
+    }
+
     private func appendRecord(time: [UInt8], connectionFields: [UInt8], n: Int, text: UnsafeRawBufferPointer) {
         tails.append(contentsOf: JSON.timeKey)
         tails.append(contentsOf: time)
@@ -85,6 +135,11 @@ public enum JSON {
         out.append(contentsOf: Array(#"","conn":"#.utf8))
         appendDecimal(connection, to: &out)
         return out
+    }
+
+    /// `,"stream":"<name>","seq":` — a stream name needs no escaping (PROTOCOL.md).
+    public static func streamFields(name: String) -> [UInt8] {
+        Array(#","stream":""#.utf8) + Array(name.utf8) + Array(#"","seq":"#.utf8)
     }
 
     @inlinable

@@ -5,6 +5,8 @@ public enum Command: Equatable, Sendable {
     case msg(text: Range<Int>)
     case ping
     case quit
+    /// `STREAM <name>`: the connection's messages belong to stream `name` (PROTOCOL.md, Streams).
+    case stream(name: Range<Int>)
 }
 
 /// A line whose verb is known but whose arguments are not right, or whose verb is unknown.
@@ -19,6 +21,7 @@ public enum CommandParser {
     /// Room for a signed JWT (the JWT verifier's own limit, 8192, is lower, so that an
     /// oversized JWT is refused as AUTH_FAILED with its reason logged, not as SYNTAX).
     public static let maxTokenLength = 16384
+    public static let maxStreamNameLength = 64
 
     public static func parse(_ line: UnsafeRawBufferPointer) -> Result<Command, CommandError> {
         let space = line.firstIndex(of: 0x20)
@@ -48,12 +51,17 @@ public enum CommandParser {
             }
             guard token.count <= maxTokenLength else { return .failure(.syntax("token too long")) }
             return .success(.auth(user: user, token: token))
+        case .stream:
+            let name = hasArguments ? (verbEnd + 1)..<line.count : line.count..<line.count
+            guard !name.isEmpty, name.count <= maxStreamNameLength, line[name].allSatisfy(isStreamByte)
+            else { return .failure(.syntax("usage: STREAM <name>, 1 to 64 of A-Z a-z 0-9 . _ - :")) }
+            return .success(.stream(name: name))
         case nil:
             return .failure(.unknownVerb)
         }
     }
 
-    private enum Verb { case msg, ping, quit, auth }
+    private enum Verb { case msg, ping, quit, auth, stream }
 
     @inline(__always)
     private static func verb(_ line: UnsafeRawBufferPointer, _ end: Int) -> Verb? {
@@ -73,6 +81,12 @@ public enum CommandParser {
             if a == 0x71 && b == 0x75 && c == 0x69 && d == 0x74 { return .quit }  // "quit"
             if a == 0x61 && b == 0x75 && c == 0x74 && d == 0x68 { return .auth }  // "auth"
             return nil
+        case 6:
+            // "stream"
+            let isStream =
+                (line[0] | 0x20) == 0x73 && (line[1] | 0x20) == 0x74 && (line[2] | 0x20) == 0x72
+                && (line[3] | 0x20) == 0x65 && (line[4] | 0x20) == 0x61 && (line[5] | 0x20) == 0x6D
+            return isStream ? .stream : nil
         default:
             return nil
         }
@@ -85,6 +99,21 @@ public enum CommandParser {
         case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2E, 0x5F, 0x40, 0x2D: true
         default: false
         }
+    }
+
+    /// Bytes allowed in a stream name: A-Z a-z 0-9 . _ - :
+    @inline(__always)
+    public static func isStreamByte(_ b: UInt8) -> Bool {
+        switch b {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2E, 0x5F, 0x2D, 0x3A: true
+        default: false
+        }
+    }
+
+    /// Whether `name` is a valid stream name.
+    public static func isValidStreamName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        return !bytes.isEmpty && bytes.count <= maxStreamNameLength && bytes.allSatisfy(isStreamByte)
     }
 
     /// Whether `name` is a valid user name for the protocol and the tokens file.

@@ -32,7 +32,9 @@ public struct LineFramer {
 
     /// Feeds `input` and calls `body` for every event it completes, in order. When `body`
     /// returns false, framing stops and the rest of `input` is dropped (the connection is closing).
-    public mutating func feed(_ input: UnsafeRawBufferPointer, _ body: (Event) -> Bool) {
+    /// Returns the offset in `input` where framing stopped (`input.count` when it did not).
+    @discardableResult
+    public mutating func feed(_ input: UnsafeRawBufferPointer, _ body: (Event) -> Bool) -> Int {
         var start = 0
         let count = input.count
         while start < count {
@@ -41,7 +43,7 @@ public struct LineFramer {
             let lf = rest.firstIndex(of: 0x0A).map { $0 + start }
 
             if discarding {
-                guard let lf else { return }  // still inside the long line: drop it all
+                guard let lf else { return count }  // still inside the long line: drop it all
                 discarding = false
                 start = lf + 1
                 continue
@@ -53,18 +55,18 @@ public struct LineFramer {
                 if partial.count + tail >= maxLine {
                     partial = []
                     discarding = true
-                    if !body(.tooLong) { return }
+                    if !body(.tooLong) { return count }
                 } else {
                     partial.append(contentsOf: rest)
                 }
-                return
+                return count
             }
 
             let lineLength = partial.count + (lf - start) + 1  // counted as received, LF included
             if lineLength > maxLine {
                 partial = []
                 start = lf + 1
-                if !body(.tooLong) { return }
+                if !body(.tooLong) { return start }
                 continue
             }
             let keepGoing: Bool
@@ -80,7 +82,8 @@ public struct LineFramer {
                 partial = []
             }
             start = lf + 1
-            if !keepGoing { return }
+            if !keepGoing { return start }
         }
+        return count
     }
 }

@@ -17,13 +17,16 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case authTimeout = "AUTH_TIMEOUT"
     /// The access token (JWT) that authenticated the connection expired; a closing notice.
     case authExpired = "AUTH_EXPIRED"
+    /// Another connection of the same user took over this connection's stream; a closing notice.
+    case superseded = "SUPERSEDED"
 
     /// Whether answering with this code spends a unit of the connection's error budget.
     /// UNAVAILABLE and a MSG's RATE_LIMITED are the server's doing, not the client's (an AUTH
     /// answered RATE_LIMITED does spend one: `Session.authenticationResult` counts it).
     public var spendsBudget: Bool {
         switch self {
-        case .rateLimited, .unavailable, .busy, .idleTimeout, .authTimeout, .shuttingDown, .tooManyErrors, .authExpired:
+        case .rateLimited, .unavailable, .busy, .idleTimeout, .authTimeout, .shuttingDown, .tooManyErrors, .authExpired,
+            .superseded:
             false
         default: true
         }
@@ -34,6 +37,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
 public enum Reply: Sendable, Equatable {
     case hello(authenticatedUser: String?)
     case okAuth(user: String)
+    /// `OK STREAM <name> <last>`: the stream's highest durably stored message number.
+    case okStream(name: String, last: Int)
     case ack(Int)
     case pong
     case bye
@@ -61,6 +66,8 @@ public enum Reply: Sendable, Equatable {
             out.append(0x0A)
         case .okAuth(let user):
             out.append(contentsOf: "OK AUTH \(user)\n".utf8)
+        case .okStream(let name, let last):
+            out.append(contentsOf: "OK STREAM \(name) \(last)\n".utf8)
         case .error(let code, let text):
             out.append(contentsOf: "ERR \(code.rawValue) \(text)\n".utf8)
         }

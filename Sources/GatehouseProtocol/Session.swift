@@ -19,6 +19,9 @@ public struct Session {
         case journal(text: Range<Int>, n: Int)
         /// Check this token for this user, then report with `authenticationResult`.
         case authenticate(user: String, token: Range<Int>)
+        /// Find the stream's last stored number (once no other connection holds it), then
+        /// report with `streamOpened` (or `streamRefused`).
+        case openStream(name: String)
     }
 
     public private(set) var state: State
@@ -28,6 +31,14 @@ public struct Session {
     public private(set) var errorsLeft: Int
     /// Messages accepted for the journal on this connection (the next ACK number minus one).
     public private(set) var messagesAccepted = 0
+    /// The stream named by `STREAM`, from the line on (nil: a plain connection).
+    public private(set) var streamName: String?
+    /// `OK STREAM` is sent: messages are numbered from `streamBase + 1`.
+    public private(set) var streamIsOpen = false
+    /// The stream's last stored number when it was opened; 0 on a plain connection.
+    public private(set) var streamBase = 0
+    /// A MSG line arrived after authentication: too late for STREAM.
+    public private(set) var sawMessage = false
     /// `--max-msg-rate`, when there is one.
     public private(set) var messageRate: MessageRateLimit?
     /// Set by the server while the credential that authenticated the connection expires (a JWT):
@@ -89,8 +100,16 @@ public struct Session {
                     guard name == current else { return fail(.syntax, "re-authenticate as \(current) only") }
                 }
                 return .authenticate(user: name, token: token)
+            case .stream(let nameRange):
+                guard user != nil else { return fail(.noAuth, "authenticate with AUTH first") }
+                guard streamName == nil else { return fail(.syntax, "this connection has a stream already") }
+                guard !sawMessage else { return fail(.syntax, "STREAM must come before the first MSG") }
+                let name = String(decoding: UnsafeRawBufferPointer(rebasing: line[nameRange]), as: UTF8.self)
+                streamName = name
+                return .openStream(name: name)
             case .msg(let text):
                 guard user != nil else { return fail(.noAuth, "authenticate with AUTH first") }
+                sawMessage = true
                 guard !text.isEmpty else { return fail(.empty, "MSG needs text") }
                 // Past the rate: not journalled, no number taken (the next ACK does not skip
                 // one), no error budget spent; the client may resend it.
@@ -98,9 +117,28 @@ public struct Session {
                     return .reply(.error(.rateLimited, "too many messages per second; slow down and resend"))
                 }
                 messagesAccepted += 1
-                return .journal(text: text, n: messagesAccepted)
+                // On a stream the ACK number is the message's number in the stream.
+                return .journal(text: text, n: streamBase &+ messagesAccepted)
             }
         }
+    }
+
+    /// The stream an `.openStream` action named holds messages up to `last` (durably stored, and
+    /// no other connection has any in flight): `OK STREAM`, and the messages that follow are
+    /// numbered from `last + 1`.
+    public mutating func streamOpened(last: Int) -> Action {
+        guard let name = streamName, !streamIsOpen else { return .reply(.error(.syntax, "no STREAM to answer")) }
+        precondition(last >= 0)
+        streamIsOpen = true
+        streamBase = last
+        return .reply(.okStream(name: name, last: last))
+    }
+
+    /// The stream could not be opened (the server remembers as many streams as it may): the
+    /// connection stays a plain one, and may try `STREAM` again.
+    public mutating func streamRefused(_ why: String) -> Action {
+        streamName = nil
+        return .reply(.error(.unavailable, why))
     }
 
     /// The current line exceeded the length limit.

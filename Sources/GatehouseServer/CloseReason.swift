@@ -12,6 +12,8 @@ enum CloseReason: String, Sendable, CaseIterable {
     case authThrottled = "auth throttled"
     case authTimeout = "auth timeout"
     case authExpired = "access token expired"
+    /// Another connection of the same user took over this connection's stream.
+    case superseded
     case idleTimeout = "idle timeout"
     case shutdown
     case clientClosed = "client closed"
@@ -27,7 +29,7 @@ enum CloseReason: String, Sendable, CaseIterable {
     var isGraceful: Bool {
         switch self {
         case .busy, .quit, .tooManyErrors, .authThrottled, .authTimeout, .authExpired, .idleTimeout, .shutdown,
-            .clientClosed:
+            .clientClosed, .superseded:
             true
         default: false
         }

@@ -1,3 +1,4 @@
+import GatehouseJournal
 import GatehouseProtocol
 import GatehouseSystem
 import GatehouseTLS
@@ -30,6 +31,12 @@ final class Connection {
 
     /// `","user":…,"peer":…,"conn":N` for the journal, set at authentication.
     var journalFields: [UInt8] = []
+    /// The stream this connection opened (`STREAM`), and its pre-encoded journal fields.
+    var streamKey: StreamKey?
+    var streamFields: [UInt8] = []
+    /// Input read after a `STREAM` that waits for the stream's other connection: framed once the
+    /// stream is opened. At most one read's worth (reading stops while it waits).
+    var heldInput: [UInt8] = []
     /// The epoll events currently registered.
     var interest: UInt32 = 0
     /// The earliest deadline this connection has in the worker's timer heap (.max: none known).

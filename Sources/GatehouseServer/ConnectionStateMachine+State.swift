@@ -41,6 +41,12 @@ extension ConnectionStateMachine {
         return false
     }
 
+    /// A `STREAM` waits for the stream's other connection.
+    var isAwaitingStream: Bool {
+        if case .open(let open) = phase { return open.reading == .awaitingStream }
+        return false
+    }
+
     var isLingering: Bool {
         if case .lingering = phase { return true }
         return false

@@ -46,6 +46,9 @@ struct ConnectionStateMachine {
         case paused
         /// The journal's queue is full: resumes when the journal catches up.
         case stalledOnJournal
+        /// `STREAM` waits for another connection of the stream to resolve its messages: the
+        /// lines after it are numbered only once `streamOpened` says where the stream stands.
+        case awaitingStream
     }
 
     /// What the worker must do after an event, beyond keeping interest and timer in step.
@@ -68,7 +71,11 @@ struct ConnectionStateMachine {
         case journal(text: Range<Int>, n: Int)
         /// Check this token, then report with `authenticationChecked`.
         case authenticate(user: String, token: Range<Int>)
-        /// Stop framing: the connection reads no more lines.
+        /// Find where the stream stands, fencing its other connection (`streamOpened`,
+        /// `streamAwaited` or `streamRefused` report back).
+        case openStream(name: String)
+        /// Stop framing: the connection reads no more lines (or, awaiting a stream, reads them
+        /// later: the worker keeps the unframed rest).
         case stop
     }
 
@@ -103,6 +110,8 @@ struct ConnectionStateMachine {
     private(set) var errorsByCode: [UInt32] = []
     /// The handshake completed (the client got a greeting or ERR BUSY).
     private(set) var greeted = false
+    /// The stream registry was told this connection let go of its stream.
+    private(set) var streamLetGo = false
 
     init(limits: ConnectionLimits, now: UInt64, busy: Bool = false) {
         self.limits = limits
@@ -230,6 +239,8 @@ struct ConnectionStateMachine {
             return .stop
         case .authenticate(let user, let token):
             return .authenticate(user: user, token: token)
+        case .openStream(let name):
+            return .openStream(name: name)
         }
     }
 
@@ -273,6 +284,61 @@ struct ConnectionStateMachine {
         errorsSent &+= 1
         if errorsByCode.isEmpty { errorsByCode = Array(repeating: 0, count: ErrorCode.allCases.count) }
         errorsByCode[ErrorCode.allCases.firstIndex(of: code)!] &+= 1
+    }
+
+    // MARK: streams
+
+    /// The stream an `.openStream` step named stands at `last`, with no message of another
+    /// connection in flight: `OK STREAM`, and reading goes on if it waited.
+    mutating func streamOpened(last: Int, now: UInt64) -> LineStep {
+        guard case .open(var open) = phase else { return .stop }
+        let step = apply(session.streamOpened(last: last), now: now)
+        if open.reading == .awaitingStream {
+            open.reading = isOverBounds ? .paused : .active
+            phase = .open(open)
+        }
+        return step
+    }
+
+    /// Another connection holds the stream and still has messages in flight: stop reading
+    /// until `streamOpened`.
+    mutating func streamAwaited() -> LineStep {
+        guard case .open(var open) = phase else { return .stop }
+        open.reading = .awaitingStream
+        phase = .open(open)
+        return .stop
+    }
+
+    /// The stream cannot be opened (`why`: the stream limit); the connection stays plain.
+    mutating func streamRefused(_ why: String, now: UInt64) -> LineStep {
+        guard case .open = phase else { return .stop }
+        return apply(session.streamRefused(why), now: now)
+    }
+
+    /// Another connection of the same user took this connection's stream: the replies already
+    /// due (ACKs in flight included) go out, then `ERR SUPERSEDED`, then the close.
+    mutating func superseded(now: UInt64) {
+        guard case .open = phase, let name = session.streamName else { return }
+        replies.push(session.closeNotice(.superseded, "another connection took over stream \(name)"))
+        beginClosing(.superseded, now: now)
+    }
+
+    /// Whether the connection has let go of its stream and none of its messages is in flight
+    /// any more: then, once (`streamReleased`), the registry may give the stream's exact last
+    /// number to the next connection.
+    var canReleaseStream: Bool {
+        guard session.streamName != nil, !streamLetGo else { return false }
+        if case .open = phase { return false }
+        return replies.inFlight == 0
+    }
+
+    /// The worker told the registry that the stream is free of this connection.
+    mutating func streamReleased() { streamLetGo = true }
+
+    /// A journal outcome for a message of this connection that arrived after it closed: the
+    /// message is resolved (stored or not), nothing is sent.
+    mutating func outcomeAfterClose() {
+        replies.dropOldest()
     }
 
     // MARK: the journal and writing

@@ -76,6 +76,13 @@ struct ReplyQueue {
         return slot.n
     }
 
+    /// Forgets the oldest message in flight without a reply (its connection is closed).
+    mutating func dropOldest() {
+        guard let slot = slots.pop() else { return }
+        inFlightBytes -= slot.journalBytes
+        waitingBytes -= slot.behind.count
+    }
+
     /// Calls `body` with the bytes not yet written.
     @inline(__always)
     func withUnsent<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {

@@ -100,6 +100,8 @@ public final class Server: Sendable {
                 maxBytes: config.journalMaxBytes,
                 maxQueuedRecords: config.journalMaxQueued,
                 maxQueuedBytes: config.journalMaxQueuedBytes,
+                streamRetention: config.streamRetentionSeconds,
+                maxStreams: config.maxStreams,
                 events: { event in
                     health.record(event)
                     switch event {
@@ -183,7 +185,8 @@ public final class Server: Sendable {
             jwt: jwt,
             journal: journal,
             health: health,
-            workerStats: (0..<workerCount).map { _ in WorkerStats() }
+            workerStats: (0..<workerCount).map { _ in WorkerStats() },
+            inboxes: inboxes
         )
         self.shared = shared
         if let (host, port) = config.metricsAddress {

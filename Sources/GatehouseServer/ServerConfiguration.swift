@@ -18,6 +18,10 @@ public struct ServerConfiguration: Sendable {
     public var journalMaxQueued: Int = 1 << 16
     /// Record bytes queued for the journal (all workers) past which workers stop reading clients.
     public var journalMaxQueuedBytes: Int = Journal.defaultMaxQueuedBytes
+    /// Seconds after its last message before a stream may be forgotten (`--stream-retention`).
+    public var streamRetentionSeconds: Int64 = Journal.defaultStreamRetention
+    /// Streams remembered at most (`--max-streams`).
+    public var maxStreams: Int = Journal.defaultMaxStreams
     /// Longest request line in bytes, CR and LF included.
     public var maxLine: Int = 65_536
     /// ERR replies a connection may receive before it is closed.

@@ -25,6 +25,11 @@ final class ServerShared: Sendable {
     private let connectionCounter = Atomic<UInt64>(0)
     /// Open connections per peer address (IPv6 by /64), kept only when a per-address limit is set.
     private let peers: Mutex<PeerConnectionCounts>
+    /// Which connection holds each open stream (PROTOCOL.md, Streams).
+    let streams = Mutex(StreamRegistry())
+    /// Every worker's inbox, by worker index: a stream's old and new connections may be on
+    /// different workers.
+    let inboxes: [WorkerInbox]
 
     init(
         config: ServerConfiguration,
@@ -35,9 +40,11 @@ final class ServerShared: Sendable {
         jwt: JWTVerifier?,
         journal: Journal,
         health: ServerHealth = ServerHealth(),
-        workerStats: [WorkerStats] = []
+        workerStats: [WorkerStats] = [],
+        inboxes: [WorkerInbox] = []
     ) {
         self.workerStats = workerStats
+        self.inboxes = inboxes
         self.health = health
         self.config = config
         self.logger = logger

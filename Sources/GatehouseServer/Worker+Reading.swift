@@ -99,13 +99,17 @@ extension Worker {
     /// Frames `bytes` into lines and acts on each.
     @inline(__always)
     func process(_ conn: Connection, _ bytes: UnsafeRawBufferPointer) {
-        conn.framer.feed(bytes) { event in
+        let used = conn.framer.feed(bytes) { event in
             switch event {
             case .line(let line):
                 return perform(conn.machine.lineFramed(line, now: now), conn, line)
             case .tooLong:
                 return perform(conn.machine.lineTooLong(now: now), conn, UnsafeRawBufferPointer(start: nil, count: 0))
             }
+        }
+        // A STREAM waits for the stream's other connection: the lines after it are framed later.
+        if used < bytes.count && conn.machine.isAwaitingStream {
+            conn.heldInput.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[used...]))
         }
     }
 
@@ -118,6 +122,19 @@ extension Worker {
         case .journal(let text, let n):
             if batchTime.isEmpty { batchTime = clock.now() }
             if batch.startedAt == 0 { batch.startedAt = now }
+            if let key = conn.streamKey {
+                batch.append(
+                    time: batchTime,
+                    connectionFields: conn.journalFields,
+                    n: n,
+                    text: UnsafeRawBufferPointer(rebasing: line[text]),
+                    owner: conn.token,
+                    stream: key,
+                    streamFields: conn.streamFields,
+                    seq: UInt64(n)
+                )
+                return true
+            }
             batch.append(
                 time: batchTime,
                 connectionFields: conn.journalFields,
@@ -155,6 +172,8 @@ extension Worker {
                 expiresAt: ok ? conn.credentialExpiry : nil
             )
             return perform(next, conn, line)
+        case .openStream(let name):
+            return perform(openStream(conn, name: name), conn, line)
         case .stop:
             return false
         }

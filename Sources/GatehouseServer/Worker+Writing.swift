@@ -15,11 +15,16 @@ extension Worker {
         for done in batches {
             let stored = done.outcome == .stored
             var acked = 0
-            for owner in done.owners {
-                guard let conn = connection(for: owner) else { continue }  // closed meanwhile
-                conn.machine.journalOutcome(stored: stored)
+            for (i, owner) in done.owners.enumerated() {
+                guard let conn = connection(for: owner) else {
+                    // Closed meanwhile; a stream it held is released once its outcomes are in.
+                    if let held = closedHolders[owner] { outcomeAfterClose(held) }
+                    continue
+                }
+                conn.machine.journalOutcome(stored: done.isStored(i))
                 acked += 1
                 markDirty(conn)
+                if conn.streamKey != nil { releaseStreamIfDone(conn) }
             }
             if stored {
                 shared.metrics.messagesAcknowledged.add(acked, ordering: .relaxed)
@@ -38,6 +43,8 @@ extension Worker {
             switch command {
             case .drain: beginDrain()
             case .stop: stop = true
+            case .supersede(let token): supersede(token)
+            case .streamReady(let token): streamReady(token)
             }
         }
         return stop
@@ -158,6 +165,10 @@ extension Worker {
         }
         stats.closed(reason)
         if conn.admitted { shared.release(peer: conn.peerHost) }
+        if conn.streamKey != nil {
+            releaseStreamIfDone(conn)
+            if !conn.machine.canReleaseStream && conn.machine.replies.inFlight > 0 { closedHolders[conn.token] = conn }
+        }
         if !conn.machine.greeted {
             logger.debug(
                 "connection closed",

@@ -1,4 +1,3 @@
-// LEAD NOTE (delete this line before committing): read /work/wt16/LEAD-NOTES.md first — deadline 13:55 UTC, CPU rules, report format.
 import GatehouseAuth
 import GatehouseJournal
 import GatehouseProtocol
@@ -28,6 +27,9 @@ final class Worker {
     /// Connections to read on the next loop turn: their read budget ran out, or their reading
     /// resumed (OpenSSL may hold plaintext that epoll will not announce).
     var readAgain: [Connection] = []
+    /// Closed connections that held a stream and still have messages in flight: the stream is
+    /// released when their outcomes are in (`Worker+Streams`).
+    var closedHolders: [UInt64: Connection] = [:]
     /// Connections not read while the journal's queue is full.
     var stalled: [Connection] = []
     var batch: JournalBatch

@@ -10,6 +10,10 @@ final class WorkerInbox: Sendable {
         case drain
         /// Close everything now and leave the loop.
         case stop
+        /// Another connection took this connection's stream: ERR SUPERSEDED and close.
+        case supersede(token: UInt64)
+        /// Every earlier holder of this connection's stream released it: answer its STREAM.
+        case streamReady(token: UInt64)
     }
 
     private struct Content {

@@ -22,7 +22,7 @@ enum ConfigSources {
     static let settings: [(name: String, kind: Kind)] = [
         ("host", .string), ("port", .int), ("cert", .string), ("key", .string), ("tokens", .string),
         ("journal", .string), ("fsync", .string), ("journal-queue", .int), ("journal-queue-bytes", .int),
-        ("journal-max-bytes", .int),
+        ("journal-max-bytes", .int), ("stream-retention", .double), ("max-streams", .int),
         ("workers", .int), ("min-tls", .string), ("max-line", .int), ("error-budget", .int),
         ("handshake-timeout", .double), ("idle-timeout", .double), ("drain-timeout", .double),
         ("max-connections", .int), ("max-connections-per-peer", .int), ("client-ca", .string),

@@ -87,6 +87,18 @@ struct Serve: ParsableCommand {
             "Roll the journal into numbered segments (FILE.000001, …) past this size; 0 never rolls. The active file is checked in full at start, so this also bounds start-up time."
     )
     var journalMaxBytes: Int = 1 << 30
+    @Option(
+        name: .customLong("stream-retention"),
+        help:
+            "Seconds after a stream's last message before the server may forget the stream (1 to 315360000; default 7 days)."
+    )
+    var streamRetention: Double = Double(Journal.defaultStreamRetention)
+    @Option(
+        name: .customLong("max-streams"),
+        help:
+            "Streams the server remembers at most (about 250 bytes each); a STREAM for a new one past it is refused (1 to 10000000)."
+    )
+    var maxStreams: Int = Journal.defaultMaxStreams
     @Option(help: "Worker threads (default: one per core).")
     var workers: Int = 0
     @Option(name: .customLong("min-tls"), help: "Lowest TLS version: 1.3, or 1.2 (then AEAD suites with ECDHE only).")
@@ -223,6 +235,8 @@ struct Serve: ParsableCommand {
         try FlagRange.check("--auth-failure-limit", authFailureLimit, 0...1_000_000)
         try FlagRange.check("--auth-failure-window", authFailureWindow, 0.001...86_400, unit: "seconds")
         try FlagRange.check("--session-tickets", sessionTickets, 0...10)
+        try FlagRange.check("--stream-retention", streamRetention, 1...315_360_000, unit: "seconds")
+        try FlagRange.check("--max-streams", maxStreams, 1...10_000_000)
         guard Serve.messageRate(maxMsgRate) != nil else {
             throw FlagRange.Error("--max-msg-rate must be N or N/s with N from 0 to 1000000 (got \(maxMsgRate))")
         }
@@ -378,6 +392,8 @@ extension Serve {
         config.journalMaxBytes = journalMaxBytes == 0 ? nil : journalMaxBytes
         config.journalMaxQueued = journalQueue
         config.journalMaxQueuedBytes = journalQueueBytes
+        config.streamRetentionSeconds = Int64(streamRetention.rounded(.up))
+        config.maxStreams = maxStreams
         config.maxLine = maxLine
         config.errorBudget = errorBudget
         config.handshakeTimeoutMs = Int(handshakeTimeout * 1000)

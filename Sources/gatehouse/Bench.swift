@@ -50,6 +50,8 @@ struct Bench: ParsableCommand {
     var resume = false
     @Option(help: "Load-generating threads (default: one per core).")
     var threads: Int?
+    @Flag(help: "Messages mode: send through one stream per connection (STREAM), to measure the stream path.")
+    var streams = false
     @Flag(help: "Print one JSON object instead of the text report.")
     var json = false
 
@@ -66,6 +68,7 @@ struct Bench: ParsableCommand {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if let threads, !(1...256).contains(threads) { throw ValidationError("--threads must be 1 to 256") }
         if resume && benchMode != .handshake { throw ValidationError("--resume applies to handshake mode") }
+        if streams && benchMode != .messages { throw ValidationError("--streams applies to messages mode") }
     }
 
     func run() throws {
@@ -111,7 +114,9 @@ struct Bench: ParsableCommand {
             token: token,
             timeoutMs: config.timeoutMs,
             threads: threadCount,
-            openConcurrency: mode == .handshake ? connections : 64
+            openConcurrency: mode == .handshake ? connections : 64,
+            streamPrefix: streams
+                ? "bench-\(getpid())-\(GatehouseSystem.Process.monotonicNanoseconds() % 1_000_000_000)" : nil
         )
         let shared = BenchShared(plan: plan, client: client, addresses: addresses)
 

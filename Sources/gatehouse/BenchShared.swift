@@ -25,6 +25,9 @@ struct BenchPlan: Sendable {
     var threads: Int
     /// Handshakes a worker keeps in progress at once while opening (idle and messages modes).
     var openConcurrency: Int = 64
+    /// Messages mode: each connection sends through a stream of its own (`STREAM`), named from
+    /// this prefix, so the server's stream path (de-duplication, registry) is measured.
+    var streamPrefix: String?
 }
 
 /// The counters every worker updates as it goes, read by the progress line and the report.

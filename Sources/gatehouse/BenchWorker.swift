@@ -12,7 +12,7 @@ import Glibc
 /// atomics. Connections are non-blocking, so one thread holds thousands of them.
 final class BenchWorker {
     private final class Slot {
-        enum Phase { case idle, opening, authenticating, running, holding }
+        enum Phase { case idle, opening, authenticating, streaming, running, holding }
         var connection: LineConnection?
         var phase = Phase.idle
         var startNs: UInt64 = 0
@@ -166,6 +166,13 @@ final class BenchWorker {
         case .authenticating:
             if let error { return fail(slot, error) }
             authenticated(slot)
+        case .streaming:
+            if let error { return fail(slot, error) }
+            guard line.hasPrefix("OK STREAM ") else {
+                return fail(slot, ClientError(.protocolViolation, "unexpected reply to STREAM: \(line)"))
+            }
+            slot.phase = .running
+            fillWindow(slot)
         case .running:
             guard let sent = slot.sentAt.pop() else {
                 return fail(slot, ClientError(.protocolViolation, "reply with no request: \(line)"))
@@ -199,6 +206,12 @@ final class BenchWorker {
             slot.phase = .holding
             return
         }
+        if let prefix = plan.streamPrefix {
+            // One stream per connection: unique per worker thread and slot.
+            slot.connection!.queueLine("STREAM \(prefix)-\(ObjectIdentifier(self).hashValue & 0xFFFFFF)-\(slot.index)")
+            slot.phase = .streaming
+            return
+        }
         slot.phase = .running
         fillWindow(slot)
     }
@@ -224,7 +237,7 @@ final class BenchWorker {
 
     private func close(_ slot: Slot) {
         switch slot.phase {
-        case .running, .holding: shared.established.wrappingSubtract(1, ordering: .relaxed)
+        case .running, .holding, .streaming: shared.established.wrappingSubtract(1, ordering: .relaxed)
         case .opening, .authenticating: opening -= 1
         case .idle: break
         }
@@ -241,7 +254,10 @@ final class BenchWorker {
 
     private func sweepDeadlines() {
         for slot in slots where slot.connection != nil && slot.phase != .holding && now > slot.deadlineNs {
-            let what = slot.phase == .running ? "reply" : slot.phase == .opening ? "greeting" : "AUTH reply"
+            let what =
+                slot.phase == .running
+                ? "reply"
+                : slot.phase == .opening ? "greeting" : slot.phase == .streaming ? "STREAM reply" : "AUTH reply"
             fail(slot, ClientError(.timeout, "no \(what) within \(plan.timeoutMs) ms"))
         }
     }

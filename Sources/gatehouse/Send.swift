@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatehouseClient
+import GatehouseProtocol
 import GatehouseSystem
 
 #if canImport(Glibc)
@@ -16,6 +17,8 @@ struct Send: ParsableCommand {
 
             With --token-command the token is an access token (a JWT) the command prints; a long send runs the command again before the token expires and re-authenticates the connection with the new one.
 
+            With --stream NAME every message is stored exactly once: the client keeps what is not acknowledged, reconnects after a break (exponential backoff with jitter, for up to --retry-for seconds), and resends from the stream's last stored number; it exits 0 only when all are acknowledged and prints the number of reconnects. With --file, line k is message k of the stream, so a rerun after a crash sends only the lines the stream lacks (the lines skipped are not compared: do not change the file between runs).
+
             Exit status: 0 every message acknowledged; 1 some message refused; 2 could not connect, verify the server or authenticate (nothing sent); 3 the connection broke: standard error then lists the messages not acknowledged, which are safe to resend (a message that was written but not answered may have been stored: the server's journal tells).
 
             Examples:
@@ -25,6 +28,8 @@ struct Send: ParsableCommand {
               gatehouse send --file messages.txt --window 256
               GATEHOUSE_TOKEN_FILE=~/.gh-token gatehouse send --host msg.example.com hi
               tail -f app.log | gatehouse send --token-command 'scripts/dev-idp.sh mint --sub dev'
+              tail -f app.log | gatehouse send --stream app --quiet
+              gatehouse send --stream import --file data.txt --retry-for 600
             """
     )
 
@@ -35,6 +40,13 @@ struct Send: ParsableCommand {
     var window: Int = 64
     @Flag(name: .shortAndLong, help: "Print only a summary line, not every ACK.")
     var quiet = false
+    @Option(
+        help:
+            "Send through stream NAME: every message stored exactly once, across broken connections and server restarts; with --file, a rerun sends only the lines the stream lacks."
+    )
+    var stream: String?
+    @Option(name: .customLong("retry-for"), help: "With --stream: seconds to keep reconnecting after a break.")
+    var retryFor: Double = 60
     @Argument(help: "Messages to send; none: read --file or standard input.")
     var messages: [String] = []
 
@@ -43,6 +55,12 @@ struct Send: ParsableCommand {
         if !messages.isEmpty && file != nil { throw ValidationError("give messages as arguments or --file, not both") }
         for (i, m) in messages.enumerated() where m.contains("\n") || m.contains("\r") {
             throw ValidationError("message \(i + 1) contains a line break; send multi-line input with --file or stdin")
+        }
+        if let stream, !CommandParser.isValidStreamName(stream) {
+            throw ValidationError("a stream name is 1 to 64 of A-Z a-z 0-9 . _ - :")
+        }
+        guard retryFor >= 0 && retryFor <= 86_400 * 30 else {
+            throw ValidationError("--retry-for must be 0 to 2592000")
         }
         for (i, m) in messages.enumerated() where m.isEmpty {
             throw ValidationError("message \(i + 1) is empty")
@@ -65,6 +83,18 @@ struct Send: ParsableCommand {
             source = DescriptorSource(fd: 0, name: nil)
         }
         defer { if inputFD >= 0 { close(inputFD) } }
+        if let stream {
+            let send = StreamSend(
+                name: stream,
+                connection: connection,
+                window: window,
+                quiet: quiet,
+                retryFor: retryFor,
+                fromFile: file != nil && file != "-"
+            )
+            try send.run(source: source)
+            return
+        }
 
         let scratch = ReadScratch()
         let session = try connection.openSession(scratch: scratch, requireAuth: true)

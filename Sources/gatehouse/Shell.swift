@@ -84,12 +84,21 @@ struct Shell: ParsableCommand {
         let command = line.split(separator: " ", maxSplits: 1).first.map(String.init) ?? line
         switch command.lowercased() {
         case "/ping": return "PING"
+        case "/stream":
+            let name = line.dropFirst(8)
+            guard !name.isEmpty else {
+                terminal.printLine("usage: /stream NAME (before the first message of the connection)")
+                return nil
+            }
+            return "STREAM " + name
         case "/quit", "/exit": return "QUIT"
         case "/raw":
             let rest = line.dropFirst(5)
             return rest.isEmpty ? nil : String(rest)
         case "/help":
-            terminal.printLine("  text: send it as a message   /ping   /raw LINE   /quit   (Ctrl-D quits)")
+            terminal.printLine(
+                "  text: send it as a message   /stream NAME   /ping   /raw LINE   /quit   (Ctrl-D quits)"
+            )
             return nil
         default:
             terminal.printLine(
@@ -174,6 +183,13 @@ private func runIO(_ owned: (LineConnection, ReadScratch), link: ShellLink, term
         }
         for line in lines {
             terminal.printLine(line)
+            // The stream's state: what the server holds, and the number the next message gets.
+            let words = line.split(separator: " ")
+            if words.count == 4, line.hasPrefix("OK STREAM "), let last = Int(words[3]) {
+                terminal.printLine(
+                    "*** stream \(words[2]): the server holds messages 1 to \(last); next is \(last + 1)"
+                )
+            }
             if let error = ClientError.fromReply(line), error.isClosingNotice || error.kind == .server(.tooManyErrors) {
                 lastNotice = line
             }

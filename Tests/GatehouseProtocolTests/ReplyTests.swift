@@ -134,7 +134,7 @@ struct ReplyTests {
                 "NOAUTH", "AUTH_FAILED", "SYNTAX", "UNKNOWN_COMMAND", "EMPTY", "TOO_LONG", "BAD_UTF8", "BAD_CHAR",
                 "RATE_LIMITED", "UNAVAILABLE", "TOO_MANY_ERRORS", "BUSY", "IDLE_TIMEOUT", "SHUTTING_DOWN",
                 "AUTH_TIMEOUT",
-                "AUTH_EXPIRED",
+                "AUTH_EXPIRED", "SUPERSEDED",
             ]
         )
     }

@@ -92,6 +92,7 @@ extension Session.Action {
         case .reply(let r), .replyAndClose(let r): return r.line
         case .journal(_, let n): return Reply.ack(n).line
         case .authenticate(let user, _): return "<authenticate \(user)>"
+        case .openStream(let name): return "<open stream \(name)>"
         }
     }
 

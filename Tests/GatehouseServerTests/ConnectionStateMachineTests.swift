@@ -331,6 +331,12 @@ struct ConnectionStateMachineTests {
         d.logIn()
         d.advance(to: 6 * second)
         seen.insert(final(d)!)
+        // A stream taken over by another connection.
+        d = MachineDriver(limits: .testing())
+        d.logIn()
+        d.send("STREAM app\n")
+        d.superseded()
+        seen.insert(final(d)!)
         // Abrupt ones, decided by the worker's I/O.
         for reason in [CloseReason.peerWentAway, .tlsError, .serverStopped, .setupFailed, .proxyHeaderRefused] {
             d = MachineDriver(limits: .testing())
@@ -342,7 +348,7 @@ struct ConnectionStateMachineTests {
         #expect(
             Set(CloseReason.allCases.filter(\.isGraceful)) == [
                 .busy, .quit, .tooManyErrors, .authThrottled, .authTimeout, .authExpired, .idleTimeout, .shutdown,
-                .clientClosed,
+                .clientClosed, .superseded,
             ]
         )
     }

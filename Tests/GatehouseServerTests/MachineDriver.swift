@@ -29,6 +29,14 @@ struct MachineDriver {
     private(set) var steps: [Machine.Step] = []
     /// The socket takes nothing (a client that does not read).
     var socketFull = false
+    /// Each stream's last stored number, as the journal would answer.
+    var streamLast: [String: Int] = [:]
+    /// Another connection holds the stream with messages in flight: a STREAM waits.
+    var streamHeldElsewhere = false
+    /// Input framing stopped at while a STREAM waits, as the worker keeps it.
+    private(set) var heldInput: [UInt8] = []
+    /// The stream a STREAM asked for.
+    private(set) var openedStream: String?
 
     init(limits: ConnectionLimits = ConnectionLimits(), busy: Bool = false) {
         machine = Machine(limits: limits, now: 0, busy: busy)
@@ -69,12 +77,15 @@ struct MachineDriver {
         if open {
             var framer = self.framer
             bytes.withUnsafeBytes { buffer in
-                framer.feed(buffer) { event in
+                let used = framer.feed(buffer) { event in
                     switch event {
                     case .line(let line): return perform(machine.lineFramed(line, now: now), line)
                     case .tooLong:
                         return perform(machine.lineTooLong(now: now), UnsafeRawBufferPointer(start: nil, count: 0))
                     }
+                }
+                if used < buffer.count && machine.isAwaitingStream {
+                    heldInput.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[used...]))
                 }
             }
             self.framer = framer
@@ -91,6 +102,10 @@ struct MachineDriver {
         case .journal(let text, let n):
             journal.append((n, String(decoding: UnsafeRawBufferPointer(rebasing: line[text]), as: UTF8.self)))
             return true
+        case .openStream(let name):
+            openedStream = name
+            if streamHeldElsewhere { return perform(machine.streamAwaited(), line) }
+            return perform(machine.streamOpened(last: streamLast[name] ?? 0, now: now), line)
         case .authenticate(let user, let tokenRange):
             let token = String(decoding: UnsafeRawBufferPointer(rebasing: line[tokenRange]), as: UTF8.self)
             let ok = tokens[user] == token
@@ -107,6 +122,16 @@ struct MachineDriver {
                 line
             )
         }
+    }
+
+    /// The stream's other connection released it (the registry's `streamReady`): the STREAM is
+    /// answered with `last` and the held lines are framed.
+    mutating func streamReady(last: Int) {
+        streamHeldElsewhere = false
+        _ = perform(machine.streamOpened(last: last, now: now), UnsafeRawBufferPointer(start: nil, count: 0))
+        let held = heldInput
+        heldInput = []
+        if !held.isEmpty { send(held) } else { flush() }
     }
 
     /// Writes what the socket takes, then tells the machine it flushed.
@@ -142,6 +167,12 @@ struct MachineDriver {
 
     mutating func drain() {
         record(machine.drainRequested(now: now))
+        flush()
+    }
+
+    /// Another connection took this connection's stream (the worker's `supersede`).
+    mutating func superseded() {
+        machine.superseded(now: now)
         flush()
     }
 
