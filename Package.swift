@@ -34,6 +34,12 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // libpq (Debian: libpq-dev), for the PostgreSQL store; only GatehousePostgres imports it.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         // epoll, eventfd, accept4 and friends: the Linux calls Glibc does not export cleanly.
         .target(name: "CGatehouseLinux"),
         .target(name: "GatehouseTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
@@ -43,10 +49,17 @@ let package = Package(
         .target(name: "GatehouseSystem", dependencies: ["CGatehouseLinux"], swiftSettings: strict),
         // GatehouseTLS for SHA-256 only (the journal's chained digests): one module owns OpenSSL.
         .target(name: "GatehouseJournal", dependencies: ["GatehouseSystem", "GatehouseTLS"], swiftSettings: hotPath),
+        // The PostgreSQL store: one thread owning one libpq connection, behind `MessageStore`.
+        .target(
+            name: "GatehousePostgres",
+            dependencies: ["CLibPQ", "GatehouseJournal", "GatehouseSystem"],
+            swiftSettings: strict
+        ),
         .target(
             name: "GatehouseServer",
             dependencies: [
                 "GatehouseSystem", "GatehouseTLS", "GatehouseProtocol", "GatehouseAuth", "GatehouseJournal",
+                "GatehousePostgres",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: hotPath
@@ -60,6 +73,7 @@ let package = Package(
             name: "gatehouse-server",
             dependencies: [
                 "GatehouseServer", "GatehouseAuth", "GatehouseTLS", "GatehouseSystem", "GatehouseJournal",
+                "GatehousePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -87,6 +101,10 @@ let package = Package(
         .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "TestSupport"]),
         .testTarget(name: "GatehouseSystemTests", dependencies: ["GatehouseSystem", "TestSupport"]),
         .testTarget(name: "GatehouseJournalTests", dependencies: ["GatehouseJournal", "TestSupport"]),
+        .testTarget(
+            name: "GatehousePostgresTests",
+            dependencies: ["GatehousePostgres", "GatehouseJournal", "TestSupport"]
+        ),
         .testTarget(
             name: "GatehouseIntegrationTests",
             dependencies: ["GatehouseClient", "GatehouseSystem", "GatehouseTLS", "TestSupport"]

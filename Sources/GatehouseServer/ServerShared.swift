@@ -13,7 +13,8 @@ final class ServerShared: Sendable {
     let config: ServerConfiguration
     let logger: Logger
     let metrics = ServerMetrics()
-    let journal: Journal
+    /// The journal or the PostgreSQL store (`--store`): workers submit to either alike.
+    let journal: any MessageStore
     private let tlsContext: Mutex<TLSContext>
     private let tokenStore: Mutex<TokenStore>
     private let clientMap: Mutex<ClientIdentityMap?>
@@ -28,7 +29,7 @@ final class ServerShared: Sendable {
         tls: TLSContext,
         tokens: TokenStore,
         clientMap: ClientIdentityMap?,
-        journal: Journal
+        journal: any MessageStore
     ) {
         self.config = config
         self.logger = logger

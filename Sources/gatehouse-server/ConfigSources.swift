@@ -22,7 +22,8 @@ enum ConfigSources {
     static let settings: [(name: String, kind: Kind)] = [
         ("host", .string), ("port", .int), ("cert", .string), ("key", .string), ("tokens", .string),
         ("journal", .string), ("fsync", .string), ("journal-queue", .int), ("journal-queue-bytes", .int),
-        ("journal-max-bytes", .int),
+        ("journal-max-bytes", .int), ("store", .string), ("postgresql", .string), ("postgresql-table", .string),
+        ("postgresql-password-file", .string), ("node-name", .string),
         ("workers", .int), ("min-tls", .string), ("max-line", .int), ("error-budget", .int),
         ("handshake-timeout", .double), ("idle-timeout", .double), ("drain-timeout", .double),
         ("max-connections", .int), ("max-connections-per-peer", .int), ("client-ca", .string),

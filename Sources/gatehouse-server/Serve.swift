@@ -70,6 +70,31 @@ struct Serve: ParsableCommand {
             "Roll the journal into numbered segments (FILE.000001, …) past this size; 0 never rolls. The active file is checked in full at start, so this also bounds start-up time."
     )
     var journalMaxBytes: Int = 1 << 30
+    @Option(
+        help:
+            "Where messages are stored: journal (the local file, default) or postgresql (a table shared by several instances; see --postgresql)."
+    )
+    var store: String = "journal"
+    @Option(
+        help:
+            "With --store postgresql: a libpq connection string or URL (postgresql://user@host:5432/db), without a password: it comes from PGPASSWORD, PGPASSFILE (~/.pgpass) or --postgresql-password-file."
+    )
+    var postgresql: String = ""
+    @Option(
+        name: .customLong("postgresql-table"),
+        help: "Table for messages (NAME or SCHEMA.NAME), created if missing."
+    )
+    var postgresqlTable: String = "gatehouse_messages"
+    @Option(
+        name: .customLong("postgresql-password-file"),
+        help: "File holding the database password (one line; owned by the server's user, mode 0600)."
+    )
+    var postgresqlPasswordFile: String = ""
+    @Option(
+        name: .customLong("node-name"),
+        help: "This instance's name in each row's node column (default: the host name)."
+    )
+    var nodeName: String = ""
     @Option(help: "Worker threads (default: one per core).")
     var workers: Int = 0
     @Option(name: .customLong("min-tls"), help: "Lowest TLS version: 1.3, or 1.2 (then AEAD suites with ECDHE only).")
@@ -179,6 +204,7 @@ struct Serve: ParsableCommand {
         if clientMap != nil && mode == .off {
             throw FlagRange.Error("--client-map needs --client-auth optional or required")
         }
+        try validateStore()
         guard ["text", "json"].contains(logFormat) else {
             throw FlagRange.Error("--log-format must be text or json (got \(logFormat))")
         }
@@ -215,7 +241,8 @@ struct Serve: ParsableCommand {
             )
         }
         try Directories.createParent(of: journal)
-        let config = configuration()
+        var config = configuration()
+        config.postgres = try postgresSettings()
 
         // Block the signals before any thread starts, so that every thread inherits the mask and
         // only the main thread's sigtimedwait sees them.
