@@ -53,7 +53,8 @@ enum ConfigSources {
         }
         var out = arguments
         for (name, kind) in settings where !mentions(name, in: arguments) {
-            guard let value = try lookUp(name, kind, env: envReader, file: fileReader) else { continue }
+            // An empty string stands for the default (the example's "node-name": "" is the host name).
+            guard let value = try lookUp(name, kind, env: envReader, file: fileReader), !value.isEmpty else { continue }
             switch kind {
             case .flag: if value == "true" { out.append("--\(name)") }
             default: out.append("--\(name)=\(value)")
