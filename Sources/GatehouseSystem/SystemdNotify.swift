@@ -1,3 +1,5 @@
+import CGatehouseLinux
+
 #if canImport(Glibc)
 import Glibc
 #endif
