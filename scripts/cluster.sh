@@ -131,6 +131,7 @@ start_instance() {
         --store "$store" --postgresql "$pgurl" --postgresql-password-file "$work/pg-password" \
         --node-name "node-$i" "${proxy_args[@]}" >/dev/null 2>"$work/server-$i.log" &
     local pid=$!
+    disown "$pid"  # killed on purpose below: no "Killed" job notice
     pids+=("$pid")
     server_pids[$i]=$pid
     for _ in $(seq 200); do
@@ -253,6 +254,14 @@ done
 # 5. Store against store, one instance, same run.
 if [ "$compare" = 1 ]; then
     tick=$(getconf CLK_TCK)
+    # CPU ticks of the postmaster and every backend and helper it forked.
+    db_ticks() {
+        local total=0 p
+        for p in "$pg_pid" $(pgrep -P "$pg_pid" || true); do
+            total=$((total + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+        done
+        echo "$total"
+    }
     echo "compare (one instance, 1 worker, bench messages: 64 connections x window 16 x 64 B, ${seconds}s, $rounds rounds each):"
     for r in $(seq 1 "$rounds"); do
         for store in postgresql journal; do
@@ -265,24 +274,28 @@ if [ "$compare" = 1 ]; then
             [ "$store" = postgresql ] && for _ in $(seq 100); do grep -q 'postgresql connected' "$work/server-$i.log" && break; sleep 0.1; done
             pid=${server_pids[$i]}
             c0=$(awk '{print $14+$15}' "/proc/$pid/stat")
+            d0=$(db_ticks)
             "$client_bin" bench messages --host 127.0.0.1 --port "$port" --ca "$work/pki/ca.crt" --server-name localhost \
                 --user bench --token-file "$work/token" --connections 64 --window 16 --size 64 --duration "$seconds" \
                 --json >"$work/bench-$i.json" 2>/dev/null || true
             c1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+            d1=$(db_ticks)
             kill -TERM "$pid"
             for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-            python3 - "$store" "$r" "$work/bench-$i.json" "$((c1 - c0))" "$tick" "$work/server-$i.log" <<'PY'
+            python3 - "$store" "$r" "$work/bench-$i.json" "$((c1 - c0))" "$tick" "$work/server-$i.log" "$((d1 - d0))" <<'PY'
 import json, re, sys
-store, r, path, ticks, tick, log = sys.argv[1:]
+store, r, path, ticks, tick, log, dbticks = sys.argv[1:]
 b = json.load(open(path))
 acked = int(b.get("acknowledged", 0))
 rate = float(b.get("rate_per_s", 0))
 cpu_us = int(ticks) / int(tick) * 1e6 / acked if acked else float("nan")
+db_us = int(dbticks) / int(tick) * 1e6 / acked if acked else float("nan")
 text = open(log).read()
 rec = re.findall(r"records=(\d+)", text)
 fl = re.findall(r"flushes=(\d+)", text)
 per = f"{int(rec[-1]) / int(fl[-1]):.0f}" if rec and fl and int(fl[-1]) else "?"
-print(f"  {store:10s} round {r}: {rate:9.0f} msgs/s  {cpu_us:6.1f} us server CPU/msg  {per:>5s} rows per transaction (or flush)")
+db = f"  + {db_us:4.1f} us PostgreSQL CPU/msg" if store == "postgresql" else " " * 32
+print(f"  {store:10s} round {r}: {rate:8.0f} msgs/s  {cpu_us:4.1f} us server CPU/msg{db}  {per:>4s} rows per transaction (or flush)")
 PY
         done
     done

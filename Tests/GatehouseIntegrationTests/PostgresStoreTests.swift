@@ -38,9 +38,18 @@ struct PostgresStoreTests {
         let server = try ServerProcess(arguments: Self.arguments(db, passwordFile: file))
         let conn = try server.authenticatedConnection()
         #expect(try conn.request("MSG stored in postgres") == "ACK 1")
+        // JSON's escapes on the way (quotes, backslashes, TAB, non-ASCII) give back the exact text.
+        let tricky = "a \"quoted\" \\back\\slash\tTAB ünïcödé 🎉 \\u0041 end"
+        #expect(try conn.request("MSG \(tricky)") == "ACK 2")
         conn.quit()
-        let row = try db.query(#"SELECT "user", node, n, stream IS NULL, text FROM gatehouse_messages"#)
+        let row = try db.query(#"SELECT "user", node, n, stream IS NULL, text FROM gatehouse_messages WHERE n = 1"#)
         #expect(row == "alice|node-a|1|t|stored in postgres")
+        let stored = try db.query("SELECT encode(convert_to(text, 'UTF8'), 'hex') FROM gatehouse_messages WHERE n = 2")
+        #expect(stored == tricky.utf8.map { String(format: "%02x", $0) }.joined())
+        let times = try db.query(
+            "SELECT count(*) FROM gatehouse_messages WHERE abs(extract(epoch FROM now() - time)) < 60"
+        )
+        #expect(times == "2")
         server.stop()
 
         // The password in the URL: refused at start in one line, the password not echoed.
