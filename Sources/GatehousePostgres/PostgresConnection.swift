@@ -1,4 +1,5 @@
 import CLibPQ
+import GatehouseSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -112,14 +113,14 @@ final class PostgresConnection {
             let r = PQflush(conn)
             if r == 0 { break }
             if r < 0 { throw PostgresError(PostgresConnection.message(conn)) }
-            try wait(conn, events: Int16(POLLIN | POLLOUT), deadline: deadline)
+            try wait(conn, events: Poll.readable | Poll.writable, deadline: deadline)
             if PQconsumeInput(conn) == 0 { throw PostgresError(PostgresConnection.message(conn)) }
         }
         var failure: PostgresError?
         var rows = 0
         while true {
             while PQisBusy(conn) == 1 {
-                try wait(conn, events: Int16(POLLIN), deadline: deadline)
+                try wait(conn, events: Poll.readable, deadline: deadline)
                 if PQconsumeInput(conn) == 0 { throw PostgresError(PostgresConnection.message(conn)) }
             }
             guard let result = PQgetResult(conn) else { break }
@@ -138,9 +139,9 @@ final class PostgresConnection {
     private func wait(_ conn: OpaquePointer, events: Int16, deadline: Int) throws(PostgresError) {
         let left = deadline - PostgresConnection.nowMs()
         guard left > 0 else { throw PostgresError("no answer from the database within the timeout") }
-        var pfd = pollfd(fd: PQsocket(conn), events: events, revents: 0)
-        let n = poll(&pfd, 1, Int32(clamping: left))
-        if n < 0 && errno != EINTR { throw PostgresError("poll: \(String(cString: strerror(errno)))") }
+        do { _ = try Poll.wait([(fd: PQsocket(conn), events: events)], timeoutMs: Int32(clamping: left)) } catch {
+            throw PostgresError("\(error)")
+        }
     }
 
     static func message(_ conn: OpaquePointer?) -> String {

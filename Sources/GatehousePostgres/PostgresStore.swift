@@ -189,9 +189,10 @@ public final class PostgresStore: MessageStore {
     private func take(wait: Int, socket: Int32?) -> ([JournalBatch], Bool) {
         let (batches, stopping) = takeNow()
         if !batches.isEmpty || stopping { return (batches, stopping) }
-        var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-        if let socket, socket >= 0 { fds.append(pollfd(fd: socket, events: Int16(POLLIN), revents: 0)) }
-        while poll(&fds, nfds_t(fds.count), Int32(wait)) < 0 && errno == EINTR {}
+        var fds = [(fd: wakeFD, events: Poll.readable)]
+        if let socket, socket >= 0 { fds.append((fd: socket, events: Poll.readable)) }
+        // A failed poll (EBADF, ENOMEM) must not spin: it counts as a wake-up after a pause.
+        if (try? Poll.wait(fds, timeoutMs: Int32(clamping: wait))) == nil { usleep(10_000) }
         EventFD.drain(wakeFD)
         queue.withLock { $0.sleeping = false }
         return takeNow()
