@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
     ],
     targets: [
         // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config.
@@ -44,9 +46,19 @@ let package = Package(
         .target(name: "CGatehouseLinux"),
         .target(name: "GatehouseTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "GatehouseProtocol", swiftSettings: hotPath),
-        .target(name: "GatehouseAuth", dependencies: ["GatehouseTLS"], swiftSettings: strict),
+        // JOSE (JWS, JWK, JWT claims) without cryptography or I/O: pure, fuzzed (Fuzz/, JWTFuzzer).
+        .target(name: "GatehouseJWT", dependencies: ["GatehouseProtocol"], swiftSettings: strict),
+        .target(
+            name: "GatehouseAuth",
+            dependencies: ["GatehouseTLS", "GatehouseSystem", "GatehouseJWT"],
+            swiftSettings: strict
+        ),
         // OwnedFD, threads and every system call, behind one small wrapper layer.
-        .target(name: "GatehouseSystem", dependencies: ["CGatehouseLinux"], swiftSettings: strict),
+        .target(
+            name: "GatehouseSystem",
+            dependencies: ["CGatehouseLinux", .product(name: "Atomics", package: "swift-atomics")],
+            swiftSettings: strict
+        ),
         // GatehouseTLS for SHA-256 only (the journal's chained digests): one module owns OpenSSL.
         .target(name: "GatehouseJournal", dependencies: ["GatehouseSystem", "GatehouseTLS"], swiftSettings: hotPath),
         // The PostgreSQL store: one thread owning one libpq connection, behind `MessageStore`.
@@ -58,9 +70,9 @@ let package = Package(
         .target(
             name: "GatehouseServer",
             dependencies: [
-                "GatehouseSystem", "GatehouseTLS", "GatehouseProtocol", "GatehouseAuth", "GatehouseJournal",
-                "GatehousePostgres",
-                .product(name: "Logging", package: "swift-log"),
+                "GatehouseSystem", "GatehouseTLS", "GatehouseProtocol", "GatehouseAuth", "GatehouseJWT",
+                "GatehouseJournal", "GatehousePostgres", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: hotPath
         ),
@@ -73,7 +85,7 @@ let package = Package(
             name: "gatehouse-server",
             dependencies: [
                 "GatehouseServer", "GatehouseAuth", "GatehouseTLS", "GatehouseSystem", "GatehouseJournal",
-                "GatehousePostgres",
+                "GatehouseJWT", "GatehouseProtocol", "GatehousePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -84,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "GatehouseClient", "GatehouseTLS", "GatehouseSystem", "GatehouseProtocol",
+                "GatehouseClient", "GatehouseTLS", "GatehouseSystem", "GatehouseProtocol", "GatehouseJWT",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -98,9 +110,12 @@ let package = Package(
         ),
         .testTarget(name: "GatehouseProtocolTests", dependencies: ["GatehouseProtocol", "TestSupport"]),
         .testTarget(name: "GatehouseTLSTests", dependencies: ["GatehouseTLS", "TestSupport"]),
-        .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "TestSupport"]),
+        .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "GatehouseJWT", "TestSupport"]),
+        .testTarget(name: "GatehouseJWTTests", dependencies: ["GatehouseJWT"]),
         .testTarget(name: "GatehouseSystemTests", dependencies: ["GatehouseSystem", "TestSupport"]),
         .testTarget(name: "GatehouseJournalTests", dependencies: ["GatehouseJournal", "TestSupport"]),
+        // The connection state machine, driven event by event with a fake clock.
+        .testTarget(name: "GatehouseServerTests", dependencies: ["GatehouseServer", "GatehouseProtocol"]),
         .testTarget(
             name: "GatehousePostgresTests",
             dependencies: ["GatehousePostgres", "GatehouseJournal", "TestSupport"]

@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
-// The libFuzzer target for GatehouseProtocol, kept out of the main package so that its
-// `swift build` never sees it. Sources/GatehouseProtocol is a symlink to the real module, so
-// the fuzzer exercises exactly the code the server runs. Build and run with scripts/fuzz.sh.
+// The libFuzzer targets for GatehouseProtocol and GatehouseJWT, kept out of the main package so
+// that its `swift build` never sees them. Sources/GatehouseProtocol and Sources/GatehouseJWT are
+// symlinks to the real modules, so the fuzzers exercise exactly the code the server runs. Build
+// and run with scripts/fuzz.sh (--jwt for JWTFuzzer).
 import PackageDescription
 
 let package = Package(
@@ -13,6 +14,14 @@ let package = Package(
         .executableTarget(
             name: "ProtocolFuzzer",
             dependencies: ["GatehouseProtocol"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+        // The JOSE code behind `AUTH <user> <jwt>` and the JWKS loader (a symlink to the real
+        // module too); its signature check is faked, so inputs reach the claim checks.
+        .target(name: "GatehouseJWT", dependencies: ["GatehouseProtocol"], path: "Sources/GatehouseJWT"),
+        .executableTarget(
+            name: "JWTFuzzer",
+            dependencies: ["GatehouseJWT", "GatehouseProtocol"],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
     ]

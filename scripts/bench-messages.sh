@@ -14,10 +14,12 @@
 # records and flushes from its exit line (SIGTERM).
 #
 # Usage: scripts/bench-messages.sh [--seconds S] [--rounds N] [--skip-nio] [--skip-durability]
-#                                  [--dir DIR] [--keep]
+#                                  [--metrics] [--dir DIR] [--keep]
 #   --seconds S   length of each round's load (default 8)
 #   --rounds N    rounds per configuration (default 3)
 #   --skip-nio    do not build or run the NIO baseline
+#   --metrics     part 1 also runs gatehouse with --metrics-address, scraped once a second, and
+#                 prints its CPU per message against gatehouse without metrics (same run)
 #   --dir DIR     where the temporary folder (certs, journals, logs) goes (default: $TMPDIR or /tmp;
 #                 its filesystem is the one fsync is measured on: not tmpfs)
 #   --keep        keep the temporary folder and print its path
@@ -30,6 +32,7 @@ seconds=8
 rounds=3
 skip_nio=0
 skip_durability=0
+metrics=0
 keep=0
 dir=${TMPDIR:-/tmp}
 while [ $# -gt 0 ]; do
@@ -38,9 +41,10 @@ while [ $# -gt 0 ]; do
         --rounds) rounds="$2"; shift 2 ;;
         --skip-nio) skip_nio=1; shift ;;
         --skip-durability) skip_durability=1; shift ;;
+        --metrics) metrics=1; shift ;;
         --dir) dir="$2"; shift 2 ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "bench-messages.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -109,10 +113,15 @@ run_round() {
     local tag="$part-$impl-${fsync//=/}-$r"
     local port journal="$work/journal-$tag.jsonl" srvlog="$work/server-$tag.log" out="$work/client-$tag.json"
     port=$(free_port)
-    if [ "$impl" = gatehouse ]; then
+    local extra=() mport=""
+    if [ "$impl" = gatehouse+metrics ]; then
+        mport=$(free_port)
+        extra=(--metrics-address "127.0.0.1:$mport")
+    fi
+    if [ "$impl" != nio ]; then
         taskset -c 0 "$server_bin" serve --host 127.0.0.1 --port "$port" --workers 1 \
             --cert "$work/pki/server.crt" --key "$work/pki/server.key" --tokens "$work/tokens" \
-            --journal "$journal" --fsync "$fsync" --log-level info >/dev/null 2>"$srvlog" &
+            --journal "$journal" --fsync "$fsync" --log-level info "${extra[@]}" >/dev/null 2>"$srvlog" &
     else
         taskset -c 0 "$nio_bin" --host 127.0.0.1 --port "$port" --threads 1 \
             --cert "$work/pki/server.crt" --key "$work/pki/server.key" --tokens "$work/tokens" \
@@ -128,13 +137,22 @@ run_round() {
     done
     [ "$up" = 1 ] || { log "$impl did not start:"; cat "$srvlog" >&2; exit 1; }
 
-    local t0 t1 w0 w1 d0 d1
+    local t0 t1 w0 w1 d0 d1 scraper=""
+    if [ -n "$mport" ]; then
+        # A scrape a second, from core 1 with the load (Prometheus's default is one in 15 s).
+        taskset -c 1 python3 -c 'import sys, time, urllib.request
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    urllib.request.urlopen(sys.argv[1], timeout=5).read(); time.sleep(1)' "http://127.0.0.1:$mport/metrics" "$seconds" &
+        scraper=$!
+    fi
     d0=$(cpu_detail "$pid"); t0=$(cpu_ticks "$pid"); w0=$(date +%s%N)
     timeout $((seconds + 60)) taskset -c 1 "$client_bin" bench messages --host 127.0.0.1 --port "$port" \
         --ca "$work/pki/ca.crt" --server-name localhost --user bench --token-file "$work/token" \
         --connections "$conns" --window 16 --size 64 --duration "$seconds" --threads 1 --json \
         >"$out" 2>"$work/client-$tag.err" || true
     t1=$(cpu_ticks "$pid"); w1=$(date +%s%N); d1=$(cpu_detail "$pid")
+    [ -z "$scraper" ] || wait "$scraper" 2>/dev/null || true
     stop_server "$pid"
     local lines=0
     [ -f "$journal" ] && lines=$(wc -l <"$journal")
@@ -180,6 +198,7 @@ PY
 
 log "part 1: 64 connections x 16 in flight x 64 B, ${seconds}s per round, $rounds rounds, server pinned to core 0"
 impls=(gatehouse)
+[ "$metrics" = 0 ] || impls+=(gatehouse+metrics)
 [ "$skip_nio" = 1 ] || impls+=(nio)
 for r in $(seq "$rounds"); do
     for fsync in never always; do
@@ -234,7 +253,7 @@ def line(label, s, b=None):
     print(f"  {label:<40} {s['us']:8.3f} {bud:>7} {s['rate']:9.0f} {s['util']:5.0f} {s['p50']:7.0f} {s['p99']:7.0f} {pf:>10} {s['acked']:9d} {s['lines']:9d}{ok}{err}")
     split.append(f"  {label:<40} user {s['usr']:.3f} + sys {s['sys']:.3f} µs;  by thread: " + ", ".join(f"{n} {v:.3f}" for n, v in sorted(s['threads'].items(), key=lambda x: -x[1])))
 for fsync in ("never", "always"):
-    for impl in ("gatehouse", "nio"):
+    for impl in ("gatehouse", "gatehouse+metrics", "nio"):
         g = group("budget", impl, fsync)
         if g:
             S[(impl, fsync)] = summary(g)
@@ -245,6 +264,10 @@ for fsync in ("never", "always"):
     if ("gatehouse", fsync) in S and ("nio", fsync) in S:
         a, b = S[("gatehouse", fsync)], S[("nio", fsync)]
         print(f"  ratio gatehouse / NIO, --fsync {fsync:<6}: CPU per message {a['us'] / b['us']:.2f}   throughput {a['rate'] / b['rate']:.2f}")
+for fsync in ("never", "always"):
+    if ("gatehouse", fsync) in S and ("gatehouse+metrics", fsync) in S:
+        a, b = S[("gatehouse+metrics", fsync)], S[("gatehouse", fsync)]
+        print(f"  ratio with / without --metrics-address (scraped 1/s), --fsync {fsync:<6}: CPU per message {a['us'] / b['us']:.3f}   throughput {a['rate'] / b['rate']:.3f}")
 for fsync in ("never", "always"):
     if ("gatehouse", fsync) in S:
         s = S[("gatehouse", fsync)]

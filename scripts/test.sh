@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 for tool in openssl pkg-config python3; do
     command -v "$tool" >/dev/null || { echo "test.sh: '$tool' is not installed (see README: Prerequisites)" >&2; exit 1; }
 done
-for tool in gnutls-cli sslscan testssl; do
-    command -v "$tool" >/dev/null ||
-        echo "test.sh: '$tool' is not installed; its tests will fail (apt-get install gnutls-bin sslscan testssl.sh)" >&2
+for tool in gnutls-cli sslscan testssl haproxy; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
+        echo "test.sh: '$tool' is not installed; its tests will fail (apt-get install gnutls-bin sslscan testssl.sh haproxy)" >&2
 done
+python3 -c "import prometheus_client, yaml, cryptography" 2>/dev/null ||
+    echo "test.sh: python modules prometheus_client, pyyaml and cryptography are needed (pip install prometheus_client pyyaml cryptography)" >&2
 
 # House style (swift-nio-ssl's .swift-format). Fix with:
 #   swift format format --in-place --recursive Sources Tests Package.swift

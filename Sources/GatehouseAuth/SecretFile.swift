@@ -17,6 +17,32 @@ public enum SecretFile {
     /// with `allowGroupRead` (the operator's opt-in, e.g. Debian's `ssl-cert` group), group read
     /// only: a group that can write a tokens file can add a token for any user.
     public static func read(_ path: String, what: String, allowGroupRead: Bool) throws(AuthError) -> [UInt8] {
+        try read(path, what: what) { st throws(AuthError) in
+            try check(st, path: path, what: what, allowGroupRead: allowGroupRead)
+        }
+    }
+
+    /// The whole file at `path`, for public material that decides who logs in (a JWKS): anyone
+    /// may read it, but it must be a regular file owned by this process's user or by root that
+    /// neither its group nor others can write. Checked on the open descriptor, like `read`.
+    public static func readProtected(_ path: String, what: String) throws(AuthError) -> [UInt8] {
+        try read(path, what: what) { st throws(AuthError) in
+            try checkOwner(st, path: path, what: what)
+            let mode = st.st_mode & 0o777
+            guard mode & 0o022 == 0 else {
+                throw AuthError(
+                    "\(what) \(path) is writable by its group or other users (mode \(String(mode, radix: 8))); "
+                        + "whoever can write it can log in as anyone; fix with: chmod go-w \(path)"
+                )
+            }
+        }
+    }
+
+    private static func read(
+        _ path: String,
+        what: String,
+        check: (stat) throws(AuthError) -> Void
+    ) throws(AuthError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         guard fd >= 0 else { throw AuthError("cannot open \(what) \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -24,7 +50,8 @@ public enum SecretFile {
         guard fstat(fd, &st) == 0 else {
             throw AuthError("cannot stat \(what) \(path): \(String(cString: strerror(errno)))")
         }
-        try check(st, path: path, what: what, allowGroupRead: allowGroupRead)
+        guard st.st_mode & S_IFMT == S_IFREG else { throw AuthError("\(what) \(path) is not a regular file") }
+        try check(st)
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -37,9 +64,7 @@ public enum SecretFile {
         }
     }
 
-    /// The rules of `read`, on a `stat` result.
-    static func check(_ st: stat, path: String, what: String, allowGroupRead: Bool) throws(AuthError) {
-        guard st.st_mode & S_IFMT == S_IFREG else { throw AuthError("\(what) \(path) is not a regular file") }
+    private static func checkOwner(_ st: stat, path: String, what: String) throws(AuthError) {
         let owner = st.st_uid
         guard owner == geteuid() || owner == 0 else {
             throw AuthError(
@@ -47,6 +72,12 @@ public enum SecretFile {
                     + "fix with: chown \(geteuid()) \(path)"
             )
         }
+    }
+
+    /// The rules of `read`, on a `stat` result.
+    static func check(_ st: stat, path: String, what: String, allowGroupRead: Bool) throws(AuthError) {
+        guard st.st_mode & S_IFMT == S_IFREG else { throw AuthError("\(what) \(path) is not a regular file") }
+        try checkOwner(st, path: path, what: what)
         let mode = st.st_mode & 0o777
         let forbidden: mode_t = allowGroupRead ? 0o037 : 0o077
         guard mode & forbidden == 0 else {

@@ -44,10 +44,12 @@ public struct ClientError: Error, CustomStringConvertible, Sendable {
     }
 
     /// Whether this is one of the notices a server sends as its last line before closing
-    /// (`BUSY`, `IDLE_TIMEOUT`, `SHUTTING_DOWN`): not the reply to any request.
+    /// (`BUSY`, `IDLE_TIMEOUT`, `AUTH_TIMEOUT`, `SHUTTING_DOWN`, `AUTH_EXPIRED`): not the reply to any request.
     public var isClosingNotice: Bool {
         switch kind {
-        case .server(.busy), .server(.idleTimeout), .server(.shuttingDown): true
+        case .server(.busy), .server(.idleTimeout), .server(.authTimeout), .server(.shuttingDown),
+            .server(.authExpired):
+            true
         default: false
         }
     }

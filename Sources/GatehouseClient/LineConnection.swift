@@ -90,6 +90,11 @@ public final class LineConnection {
 
     public func queueLine(_ line: String) { queueLine(line.utf8) }
 
+    /// Queues bytes exactly as given, no LF added (tests use this for partial lines).
+    public func queueRaw<Bytes: Collection<UInt8>>(_ bytes: Bytes) {
+        outbound.append(contentsOf: bytes)
+    }
+
     /// Finishes the connect and the handshake, writes what is queued and reads what has arrived,
     /// appending each complete line (without LF) to `lines`. `scratch` is a read buffer the
     /// owner lends for the call. Never blocks.

@@ -25,6 +25,20 @@ public protocol MessageSource: AnyObject {
     var isExhausted: Bool { get }
 }
 
+/// Re-authenticates a long send before its credential expires (an access token that
+/// `--token-command` fetches). The sender asks when it is due, sends the `AUTH` line it gives in
+/// its place among the messages (replies come in order), and hands it the server's reply.
+///
+/// Not thread-safe: used by the thread running the sender.
+public protocol Reauthenticator: AnyObject {
+    /// When to re-authenticate (`Process.monotonicNanoseconds()`), or nil for never.
+    var dueAt: UInt64? { get }
+    /// The `AUTH` line to send now, or nil when none could be made (it moves `dueAt` on).
+    func authLine() -> String?
+    /// The server's reply to the last line `authLine` gave.
+    func replied(_ reply: String)
+}
+
 /// What happened to one message.
 public enum MessageOutcome: Sendable {
     /// `ACK n`: stored by the server.
@@ -54,6 +68,8 @@ public struct PipelinedSender {
     /// A descriptor that becomes readable when the user interrupts (an eventfd a SIGINT handler
     /// signals): the send stops and reports what was and was not acknowledged.
     public var interruptFD: Int32?
+    /// Sends `AUTH` again when due (an expiring access token); nil: never.
+    public var reauthenticator: (any Reauthenticator)?
 
     public init(window: Int, replyTimeoutMs: Int = 30_000, interruptFD: Int32? = nil) {
         self.window = max(1, window)
@@ -69,18 +85,26 @@ public struct PipelinedSender {
         onOutcome: (OutgoingMessage, MessageOutcome) -> Void
     ) -> SendSummary {
         var summary = SendSummary()
-        var inFlight = FIFOQueue<OutgoingMessage>()
+        var inFlight = FIFOQueue<InFlight>()
+        var authInFlight = false
         var buffered: [OutgoingMessage] = []
         var lines: [String] = []
         var ready: [Int32] = []
         var lastProgress = Process.monotonicNanoseconds()
         outer: while true {
             if buffered.isEmpty && inFlight.count < window { buffered = source.take(max: window - inFlight.count) }
+            if !authInFlight, let reauthenticator, let due = reauthenticator.dueAt,
+                Process.monotonicNanoseconds() >= due, let line = reauthenticator.authLine()
+            {
+                connection.queueLine(line)
+                inFlight.append(.auth)
+                authInFlight = true
+            }
             for message in buffered {
                 var line: [UInt8] = Array("MSG ".utf8)
                 line.append(contentsOf: message.text)
                 connection.queueLine(line)
-                inFlight.append(message)
+                inFlight.append(.message(message))
             }
             buffered.removeAll()
             if source.isExhausted && inFlight.isEmpty { break }
@@ -88,10 +112,16 @@ public struct PipelinedSender {
             var watch = needInput ? (source.waitDescriptor.map { [$0] } ?? []) : []
             if let interruptFD { watch.append(interruptFD) }
             ready.removeAll()
+            var timeoutMs: Int32 = inFlight.isEmpty ? -1 : 1000
+            if !authInFlight, let due = reauthenticator?.dueAt {
+                let now = Process.monotonicNanoseconds()
+                let untilDue = due > now ? Int32(clamping: (due - now) / 1_000_000 + 1) : 0
+                timeoutMs = timeoutMs < 0 ? untilDue : min(timeoutMs, untilDue)
+            }
             let outcome = connection.pump(
                 lines: &lines,
                 scratch: scratch,
-                timeoutMs: inFlight.isEmpty ? -1 : 1000,
+                timeoutMs: timeoutMs,
                 watch: watch,
                 readyWatched: &ready
             )
@@ -107,9 +137,18 @@ public struct PipelinedSender {
                     summary.connectionError = error
                     break outer
                 }
-                guard let message = inFlight.popFirst() else {
+                guard let next = inFlight.popFirst() else {
                     summary.connectionError = ClientError(.protocolViolation, "reply with no request: \(line)")
                     break outer
+                }
+                guard case .message(let message) = next else {
+                    authInFlight = false
+                    reauthenticator?.replied(line)
+                    if case .server(.tooManyErrors) = error?.kind {
+                        summary.connectionError = error
+                        break outer
+                    }
+                    continue
                 }
                 if let error {
                     summary.refused += 1
@@ -118,7 +157,7 @@ public struct PipelinedSender {
                     summary.acknowledged += 1
                     onOutcome(message, .acknowledged(n))
                 } else {
-                    inFlight.prepend(message)
+                    inFlight.prepend(.message(message))
                     summary.connectionError = ClientError(.protocolViolation, "unexpected reply to MSG: \(line)")
                     break outer
                 }
@@ -142,8 +181,17 @@ public struct PipelinedSender {
                 break
             }
         }
-        summary.unanswered = Array(inFlight.elements)
+        summary.unanswered = inFlight.elements.compactMap { entry in
+            if case .message(let message) = entry { return message }
+            return nil
+        }
         return summary
+    }
+
+    /// A line sent and not yet answered.
+    private enum InFlight {
+        case message(OutgoingMessage)
+        case auth
     }
 }
 

@@ -76,6 +76,7 @@ extension Journal {
                 }
             }
             let (end, digest) = encode(batches, &s)
+            let started = Process.monotonicNanoseconds()
             do { try FileIO.writeAll(s.fd, s.output) } catch {
                 s.nextID = end  // some of these bytes may be in the file: their ids are never reused
                 fail(batches, "\(error)", &s, &pending)
@@ -102,6 +103,8 @@ extension Journal {
                 syncFailed("\(error)", &s, &pending)
                 return
             }
+            flushSeconds.observe(Double(Process.monotonicNanoseconds() &- started) / 1e9)
+            batchMessages.observe(Double(records))
             s.size += s.output.count
             s.nextID = end
             s.lastID = end - 1

@@ -1,4 +1,4 @@
-import GatehouseSystem
+public import GatehouseSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -71,6 +71,12 @@ public final class Journal: Sendable {
     let recordsWritten = Atomic<Int>(0)
     let flushes = Atomic<Int>(0)
     let failures = Atomic<Int>(0)
+    /// Seconds one group's write and flush took (journal thread), for /metrics.
+    public let flushSeconds = FixedHistogram(bounds: [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+    ])
+    /// Messages per group written (group commit), for /metrics.
+    public let batchMessages = FixedHistogram(bounds: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000])
 
     /// Records stored, flushes done and failed groups so far. Any thread.
     public var statistics: (records: Int, flushes: Int, failures: Int) {

@@ -14,6 +14,9 @@ public final class JournalBatch: @unchecked Sendable {
     /// An opaque tag per record, for the worker (its connection slot and generation).
     public private(set) var owners: [UInt64] = []
 
+    /// Monotonic ns when the batch's first message was read (the worker's clock), for the ACK
+    /// latency the metrics report; 0 when unknown.
+    public var startedAt: UInt64 = 0
     /// Set by the journal: the id of the first record; the others follow consecutively.
     public internal(set) var firstID: UInt64 = 0
     /// Set by the journal: whether the records are stored under the policy, or why not.

@@ -1,3 +1,5 @@
+public import GatehouseSystem
+
 /// Where accepted messages go: the local journal (`Journal`) or a shared database (the
 /// PostgreSQL store). The workers see only this surface.
 ///
@@ -19,6 +21,12 @@ public protocol MessageStore: AnyObject, Sendable {
     func shutdown()
     /// Messages stored, group commits (flushes or transactions) and failed groups so far.
     var statistics: (records: Int, flushes: Int, failures: Int) { get }
+    /// Record bytes queued or being stored now, for /metrics. Any thread.
+    var queuedByteCount: Int { get }
+    /// Seconds one group took to store (journal: write and flush; database: its transaction).
+    var flushSeconds: FixedHistogram { get }
+    /// Messages per group stored (group commit), for /metrics.
+    var batchMessages: FixedHistogram { get }
 }
 
 extension Journal: MessageStore {}

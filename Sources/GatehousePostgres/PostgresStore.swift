@@ -1,5 +1,5 @@
 public import GatehouseJournal
-import GatehouseSystem
+public import GatehouseSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -54,6 +54,15 @@ public final class PostgresStore: MessageStore {
     private let transactions = Atomic<Int>(0)
     private let failures = Atomic<Int>(0)
     private let outages = Atomic<Int>(0)
+    /// Seconds one transaction took, from sending its statement to its result (store thread).
+    public let flushSeconds = FixedHistogram(bounds: [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+    ])
+    /// Rows per transaction (group commit).
+    public let batchMessages = FixedHistogram(bounds: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000])
+
+    /// Record bytes queued or being stored now. Any thread.
+    public var queuedByteCount: Int { queuedBytes.load(ordering: .relaxed) }
 
     /// Checks the settings and starts the store's thread, which connects in the background:
     /// the server starts while the database is down, and stays saturated until it is up.
@@ -223,11 +232,14 @@ public final class PostgresStore: MessageStore {
         }
         json.append(0x5D)
         do throws(PostgresError) {
+            let started = Process.monotonicNanoseconds()
             let rows = try connection.run(
                 "gh_insert",
                 [json, Array(settings.node.utf8)],
                 timeoutMs: settings.timeoutMs
             )
+            flushSeconds.observe(Double(Process.monotonicNanoseconds() &- started) / 1e9)
+            batchMessages.observe(Double(records))
             guard rows == records else {
                 throw PostgresError("inserted \(rows) rows for \(records) messages")
             }

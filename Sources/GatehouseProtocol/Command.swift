@@ -16,7 +16,9 @@ public enum CommandError: Error, Equatable, Sendable {
 /// Parses verbs case-insensitively, with a single space between a verb and its arguments.
 public enum CommandParser {
     public static let maxUserLength = 64
-    public static let maxTokenLength = 256
+    /// Room for a signed JWT (the JWT verifier's own limit, 8192, is lower, so that an
+    /// oversized JWT is refused as AUTH_FAILED with its reason logged, not as SYNTAX).
+    public static let maxTokenLength = 16384
 
     public static func parse(_ line: UnsafeRawBufferPointer) -> Result<Command, CommandError> {
         let space = line.firstIndex(of: 0x20)

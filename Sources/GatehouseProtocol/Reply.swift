@@ -14,12 +14,17 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case busy = "BUSY"
     case idleTimeout = "IDLE_TIMEOUT"
     case shuttingDown = "SHUTTING_DOWN"
+    case authTimeout = "AUTH_TIMEOUT"
+    /// The access token (JWT) that authenticated the connection expired; a closing notice.
+    case authExpired = "AUTH_EXPIRED"
 
     /// Whether answering with this code spends a unit of the connection's error budget.
-    /// RATE_LIMITED and UNAVAILABLE are the server's doing, not the client's.
+    /// UNAVAILABLE and a MSG's RATE_LIMITED are the server's doing, not the client's (an AUTH
+    /// answered RATE_LIMITED does spend one: `Session.authenticationResult` counts it).
     public var spendsBudget: Bool {
         switch self {
-        case .rateLimited, .unavailable, .busy, .idleTimeout, .shuttingDown, .tooManyErrors: false
+        case .rateLimited, .unavailable, .busy, .idleTimeout, .authTimeout, .shuttingDown, .tooManyErrors, .authExpired:
+            false
         default: true
         }
     }

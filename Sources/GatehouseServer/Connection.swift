@@ -1,73 +1,50 @@
-import GatehouseAuth
 import GatehouseProtocol
+import GatehouseSystem
 import GatehouseTLS
 
-/// One client connection: its socket, TLS session, framer, protocol session and queues.
+/// One client connection: its socket and TLS session, its framer, and its state machine.
 ///
-/// Owned by one worker and touched by that worker's thread alone; it is not Sendable.
-/// The worker drives it; this type holds state and the small operations on it.
+/// Owned by one worker and touched by that worker's thread alone; it is not Sendable. All of its
+/// protocol and lifecycle state is in `machine` (pure, tested on its own); this type adds what
+/// the worker needs to do the machine's I/O: descriptor, TLS, epoll bookkeeping.
 final class Connection {
-    enum Phase {
-        /// TLS handshake under way; the handshake deadline applies.
-        case handshaking
-        /// Greeting sent; lines are read and answered.
-        case open
-        /// No more lines are read; queued replies are sent, then the connection closes.
-        case closing
-    }
-
-    /// A reply in its place in the order: ready now, or waiting for the journal.
-    enum Pending {
-        case reply(Reply)
-        case ack(Int)
-    }
-
     let slot: Int
     let generation: UInt32
     let fd: Int32
     /// Server-wide connection number, as in logs and journal records.
     let id: UInt64
-    let peer: String
+    /// The client's address: the socket's peer, or the one a trusted load balancer's PROXY
+    /// header carries (set once the header is read, before TLS).
+    var peer: String
     /// The peer's address without the port, for per-address limits.
-    let peerHost: String
+    var peerHost: String
+    /// Counted in the per-address table (`ServerShared.admit`): released at close.
+    var admitted = true
+    /// Set while a PROXY header is expected before the TLS handshake (`--proxy-protocol`).
+    var proxyReader: ProxyHeaderReader?
     let tls: TLSConnection
+    /// When it was accepted (monotonic ns): the handshake's duration for the metrics.
+    let acceptedAt: UInt64
     var framer: LineFramer
-    var session: Session
-    var phase: Phase = .handshaking
-    let openedAt: UInt64
+    var machine: ConnectionStateMachine
 
-    /// Encrypted-to-be reply bytes; `out[outStart...]` is not yet accepted by SSL_write.
-    var out: [UInt8] = []
-    var outStart = 0
-    /// Replies that must wait for an earlier message's ACK.
-    var pending = FIFO<Pending>()
-    /// Journal outcomes received for this connection's messages, in order (true: stored).
-    var outcomes = FIFO<Bool>()
-    /// Messages handed to the journal whose outcome has not been applied yet.
-    var inFlight = 0
-
-    /// When the current phase's timer fires (monotonic ns); pushed lazily to the worker's heap.
-    var deadline: UInt64
-    /// The epoll events currently registered.
-    var interest: UInt32 = 0
-    /// Reading is suspended because the outbound queue or the journal backlog is full.
-    var readPaused = false
-    /// Paused because the journal's queue is full (resumed by the worker, not by draining).
-    var stalledOnJournal = false
-    /// Close once every pending reply is written.
-    var closeWhenFlushed = false
-    var closeReason = "closed"
-    /// Listed in the worker's set of connections with output to write.
-    var isDirty = false
-    /// The TLS layer asked for a writable socket before it can go on.
-    var tlsWantsWrite = false
-    /// Past the connection limit: after the handshake, refuse with ERR BUSY.
-    var refuseAsBusy = false
     /// `","user":…,"peer":…,"conn":N` for the journal, set at authentication.
     var journalFields: [UInt8] = []
-    var messagesAcked = 0
-    /// The per-connection message rate limit (`--max-msg-rate`), nil when there is none.
-    var messageBucket: TokenBucket?
+    /// The epoll events currently registered.
+    var interest: UInt32 = 0
+    /// The earliest deadline this connection has in the worker's timer heap (.max: none known).
+    var timerAt: UInt64 = .max
+    /// Listed in the worker's set of connections with output to write.
+    var isDirty = false
+    /// Listed in the worker's list of connections to read on the next loop turn.
+    var isQueuedForRead = false
+    /// The TLS layer asked for a writable socket before a read can go on.
+    var tlsWantsWrite = false
+    /// The last write would have blocked: wait for the next epoll event before writing again.
+    var writeBlocked = false
+    /// When the credential `checkCredential` last accepted expires (monotonic ns; an access
+    /// token's exp plus leeway), nil when it does not; handed to the state machine with the result.
+    var credentialExpiry: UInt64?
 
     init(
         slot: Int,
@@ -77,10 +54,9 @@ final class Connection {
         peer: String,
         peerHost: String,
         tls: TLSConnection,
-        maxLine: Int,
-        errorBudget: Int,
+        limits: ConnectionLimits,
         now: UInt64,
-        handshakeDeadline: UInt64
+        busy: Bool
     ) {
         self.slot = slot
         self.generation = generation
@@ -89,57 +65,15 @@ final class Connection {
         self.peer = peer
         self.peerHost = peerHost
         self.tls = tls
-        self.framer = LineFramer(maxLine: maxLine)
-        self.session = Session(errorBudget: errorBudget)
-        self.openedAt = now
-        self.deadline = handshakeDeadline
+        self.acceptedAt = now
+        self.framer = LineFramer(maxLine: limits.maxLine)
+        self.machine = ConnectionStateMachine(limits: limits, now: now, busy: busy)
     }
 
     /// The epoll data word: slot in the low half, generation in the high half.
     var token: UInt64 { UInt64(slot) | UInt64(generation) << 32 }
 
-    var unsentBytes: Int { out.count - outStart }
-
-    /// Puts a reply in order: straight into the output when nothing waits before it.
-    @inline(__always)
-    func enqueue(_ reply: Reply) {
-        if pending.isEmpty {
-            reply.encode(into: &out)
-        } else {
-            pending.push(.reply(reply))
-        }
-    }
-
-    /// Moves every reply that is now ready, in order, into the output. Returns ACKs and
-    /// UNAVAILABLEs sent.
-    func releaseReady() -> (acked: Int, failed: Int) {
-        var acked = 0
-        var failed = 0
-        while let next = pending.first {
-            switch next {
-            case .reply(let reply):
-                reply.encode(into: &out)
-            case .ack(let n):
-                guard let stored = outcomes.pop() else { return (acked, failed) }
-                if stored {
-                    Reply.ack(n).encode(into: &out)
-                    acked += 1
-                } else {
-                    session.journalFailed().encode(into: &out)
-                    failed += 1
-                }
-            }
-            _ = pending.pop()
-        }
-        return (acked, failed)
-    }
-
-    /// Drops written bytes; gives the buffer back when it is empty and large.
-    func consumeOutput(_ n: Int) {
-        outStart += n
-        if outStart == out.count {
-            if out.capacity > 2048 { out = [] } else { out.removeAll(keepingCapacity: true) }
-            outStart = 0
-        }
-    }
+    /// Closed, or being closed: nothing may read or write its descriptor any more (the number
+    /// may already belong to a new connection).
+    var isClosed: Bool { machine.isClosed }
 }

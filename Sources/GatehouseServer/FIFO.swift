@@ -12,6 +12,13 @@ struct FIFO<Element> {
 
     var first: Element? { isEmpty ? nil : storage[head] }
 
+    /// Changes the newest element in place. The queue must not be empty.
+    @inline(__always)
+    mutating func updateLast(_ body: (inout Element) -> Void) {
+        precondition(!isEmpty, "updateLast on an empty FIFO")
+        body(&storage[storage.count - 1])
+    }
+
     mutating func pop() -> Element? {
         guard head < storage.count else { return nil }
         let element = storage[head]

@@ -9,6 +9,7 @@ extension Server {
     static func makeJournal(
         _ config: ServerConfiguration,
         logger: Logger,
+        health: ServerHealth,
         completion: @escaping @Sendable ([JournalBatch]) -> Void
     ) throws(ServerError) -> Journal {
         let journal: Journal
@@ -22,6 +23,7 @@ extension Server {
                 maxQueuedRecords: config.journalMaxQueued,
                 maxQueuedBytes: config.journalMaxQueuedBytes,
                 events: { event in
+                    health.record(event)
                     switch event {
                     case .rotated(let segment):
                         journalLogger.info("journal rotated", metadata: ["segment": "\(segment)"])
@@ -57,8 +59,11 @@ extension Server {
         _ settings: PostgresSettings,
         config: ServerConfiguration,
         logger: Logger,
+        health: ServerHealth,
         completion: @escaping @Sendable ([JournalBatch]) -> Void
     ) throws(ServerError) -> PostgresStore {
+        // Not ready (/readyz) until the first connection works.
+        health.storeFailing.store(true, ordering: .relaxed)
         let storeLogger = logger
         let table = settings.table
         let connections = PostgresConnectionCount()
@@ -70,12 +75,14 @@ extension Server {
                 events: { event in
                     switch event {
                     case .connected:
+                        health.storeFailing.store(false, ordering: .relaxed)
                         if connections.next() == 1 {
                             storeLogger.info("postgresql connected", metadata: ["table": "\(table)"])
                         } else {
                             storeLogger.notice("postgresql works again", metadata: ["table": "\(table)"])
                         }
                     case .down(let why):
+                        health.storeFailing.store(true, ordering: .relaxed)
                         storeLogger.error(
                             "postgresql unavailable; messages are answered ERR UNAVAILABLE and reading waits until it is back",
                             metadata: ["error": "\(why)"]

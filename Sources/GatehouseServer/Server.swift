@@ -22,6 +22,7 @@ public struct ServerError: Error, CustomStringConvertible, Sendable {
 /// shutdown; `wait` blocks until the workers are gone. Safe to call from any thread.
 public final class Server: Sendable {
     private let shared: ServerShared
+    private let metricsEndpoint: MetricsEndpoint?
     private let workers: [WorkerHandle]
     /// The address the listeners are bound to (with the real port when 0 was asked for).
     public let boundAddress: String
@@ -67,6 +68,9 @@ public final class Server: Sendable {
         } catch {
             throw ServerError(error.message)
         }
+        let jwt: JWTVerifier?
+        do { jwt = try config.jwt.map(JWTVerifier.load) } catch { throw ServerError(error.message) }
+        if let jwt { Server.logJWKS(jwt, logger: logger, message: "JWKS loaded") }
         if geteuid() == 0 {
             logger.warning(
                 "running as root: gatehouse-server needs no privilege; run it as an unprivileged user (see SECURITY.md)"
@@ -85,6 +89,7 @@ public final class Server: Sendable {
             } catch { throw ServerError("\(error)") }
         }
         let routes = inboxes
+        let health = ServerHealth()
         let deliver: @Sendable ([JournalBatch]) -> Void = { batches in
             // Group the stored batches by worker: one lock and one wake-up per worker.
             var byWorker = [[JournalBatch]](repeating: [], count: routes.count)
@@ -96,10 +101,16 @@ public final class Server: Sendable {
         let journal: any MessageStore
         let storeDescription: String
         if let settings = config.postgres {
-            journal = try Server.makePostgresStore(settings, config: config, logger: logger, completion: deliver)
+            journal = try Server.makePostgresStore(
+                settings,
+                config: config,
+                logger: logger,
+                health: health,
+                completion: deliver
+            )
             storeDescription = "postgresql table \(settings.table)"
         } else {
-            let local = try Server.makeJournal(config, logger: logger, completion: deliver)
+            let local = try Server.makeJournal(config, logger: logger, health: health, completion: deliver)
             journal = local
             storeDescription = "journal \(config.journalFile) next_id \(local.nextID)"
         }
@@ -148,9 +159,34 @@ public final class Server: Sendable {
             tls: tls,
             tokens: tokens,
             clientMap: clientMap,
-            journal: journal
+            jwt: jwt,
+            journal: journal,
+            health: health,
+            workerStats: (0..<workerCount).map { _ in WorkerStats() }
         )
         self.shared = shared
+        if let (host, port) = config.metricsAddress {
+            let exposition = Exposition(shared: shared)
+            let notReady: @Sendable () -> String? = {
+                shared.health.notReady(
+                    openConnections: shared.metrics.connectionsOpen.load(ordering: .relaxed),
+                    maxConnections: shared.config.maxConnections
+                )
+            }
+            let routes = MetricsEndpoint.Routes(
+                metrics: { exposition.render(ready: notReady() == nil) },
+                notReady: notReady
+            )
+            do {
+                // Bound now (a busy port stops the start), served once the workers run.
+                metricsEndpoint = try MetricsEndpoint(host: host, port: port, routes: routes)
+            } catch {
+                journal.shutdown()
+                throw ServerError("cannot listen for metrics on \(host) port \(port): \(error)")
+            }
+        } else {
+            metricsEndpoint = nil
+        }
         var handles: [WorkerHandle] = []
         for index in 0..<workerCount {
             let worker: Worker
@@ -169,6 +205,10 @@ public final class Server: Sendable {
             handles.append(WorkerHandle(inbox: inboxes[index], thread: thread))
         }
         self.workers = handles
+        if let metricsEndpoint {
+            metricsEndpoint.start()
+            logger.info("metrics listening", metadata: ["metrics": "\(metricsEndpoint.address)"])
+        }
         logger.info(
             "gatehouse listening",
             metadata: [
@@ -184,6 +224,7 @@ public final class Server: Sendable {
 
     /// Begins a graceful shutdown: stop accepting, answer what was read, SHUTTING_DOWN, close.
     public func drain() {
+        shared.health.draining.store(true, ordering: .relaxed)
         for worker in workers { worker.inbox.post(.drain) }
     }
 
@@ -195,6 +236,7 @@ public final class Server: Sendable {
     /// Waits for every worker to finish, then flushes and closes the journal.
     public func wait() {
         for worker in workers { worker.thread.join() }
+        metricsEndpoint?.stop()
         shared.journal.shutdown()
         let stats = shared.journal.statistics
         shared.logger.info(
@@ -207,7 +249,7 @@ public final class Server: Sendable {
     }
 
     /// Reloads what SIGHUP reloads: the TLS material (certificate chain, key, client CA, CRL),
-    /// the client map and the tokens file. Each part is loaded and checked in full before it
+    /// the client map, the tokens file and the JWKS. Each part is loaded and checked in full before it
     /// replaces the old one; a part that fails is refused with a log line and the old one stays
     /// in force. New handshakes use the new TLS context; established connections keep theirs.
     ///
@@ -216,6 +258,7 @@ public final class Server: Sendable {
         reloadTLS()
         reloadClientMap()
         reloadTokens()
+        reloadJWKS()
     }
 
     /// Builds a new TLS context from the configured files and swaps it in.
@@ -224,6 +267,7 @@ public final class Server: Sendable {
             let tls = try Server.makeTLSContext(shared.config)
             let old = shared.currentTLSContext()
             shared.replace(tls: tls)
+            shared.metrics.reloadsSucceeded.add(1, ordering: .relaxed)
             shared.logger.info(
                 "TLS material reloaded",
                 metadata: [
@@ -233,6 +277,7 @@ public final class Server: Sendable {
                 ]
             )
         } catch {
+            shared.metrics.reloadsFailed.add(1, ordering: .relaxed)
             shared.logger.error(
                 "TLS material not reloaded; the old one stays in force",
                 metadata: ["error": "\(error.message)"]
@@ -262,8 +307,10 @@ public final class Server: Sendable {
         do {
             let map = try ClientIdentityMap.load(path, allowGroupRead: shared.config.allowGroupReadableSecrets)
             shared.replace(clientMap: map)
+            shared.metrics.reloadsSucceeded.add(1, ordering: .relaxed)
             shared.logger.info("client map reloaded", metadata: ["rules": "\(map.rules.count)"])
         } catch {
+            shared.metrics.reloadsFailed.add(1, ordering: .relaxed)
             shared.logger.error(
                 "client map not reloaded; the old one stays in force",
                 metadata: ["error": "\(error.message)"]
@@ -279,12 +326,43 @@ public final class Server: Sendable {
                 allowGroupRead: shared.config.allowGroupReadableSecrets
             )
             shared.replace(tokens: tokens)
+            shared.metrics.reloadsSucceeded.add(1, ordering: .relaxed)
             shared.logger.info("tokens reloaded", metadata: ["users": "\(tokens.users.count)"])
         } catch {
+            shared.metrics.reloadsFailed.add(1, ordering: .relaxed)
             shared.logger.error(
                 "tokens not reloaded; the old ones stay in force",
                 metadata: ["error": "\(error.message)"]
             )
+        }
+    }
+
+    /// Reloads the JWKS file, when one is configured. A broken file is refused and the old keys
+    /// stay; connections authenticated by a key that is gone keep going until their token expires.
+    public func reloadJWKS() {
+        guard let config = shared.config.jwt else { return }
+        do {
+            let jwt = try JWTVerifier.load(config)
+            shared.replace(jwt: jwt)
+            Server.logJWKS(jwt, logger: shared.logger, message: "JWKS reloaded")
+        } catch {
+            shared.logger.error(
+                "JWKS not reloaded; the old keys stay in force",
+                metadata: ["error": "\(error.message)"]
+            )
+        }
+    }
+
+    static func logJWKS(_ jwt: JWTVerifier, logger: Logger, message: Logger.Message) {
+        logger.info(
+            message,
+            metadata: [
+                "file": "\(jwt.configuration.jwksFile)", "keys": "\(jwt.keyIDs.joined(separator: ","))",
+                "issuer": "\(jwt.policy.issuer)", "audience": "\(jwt.policy.audience)",
+            ]
+        )
+        for note in jwt.skipped {
+            logger.warning("JWKS key skipped", metadata: ["file": "\(jwt.configuration.jwksFile)", "why": "\(note)"])
         }
     }
 

@@ -1,3 +1,4 @@
+public import GatehouseAuth
 public import GatehouseJournal
 public import GatehousePostgres
 public import GatehouseTLS
@@ -26,6 +27,8 @@ public struct ServerConfiguration: Sendable {
     /// ERR replies a connection may receive before it is closed.
     public var errorBudget: Int = 10
     public var handshakeTimeoutMs: Int = 10_000
+    /// Time from the greeting within which a connection must authenticate (ERR AUTH_TIMEOUT).
+    public var authTimeoutMs: Int = 10_000
     public var idleTimeoutMs: Int = 300_000
     public var drainTimeoutMs: Int = 10_000
     public var maxConnections: Int = 10_000
@@ -38,10 +41,25 @@ public struct ServerConfiguration: Sendable {
     public var maxOutboundBytes: Int = 256 * 1024
     /// Messages of one connection waiting for the journal before the server stops reading from it.
     public var maxInFlightPerConnection: Int = 4096
+    /// Journal bytes (text and record fields) of one connection's messages waiting for the
+    /// journal before the server stops reading from it.
+    public var maxInFlightBytesPerConnection: Int = 1 << 20
+    /// Plaintext read from one connection per loop turn before the worker serves the others: one
+    /// full TLS record. A client that pipelines faster than the worker parses gets this much per
+    /// turn, like every other; in a debug build 16 KiB of PINGs take about 20 ms to answer.
+    public var readBudgetBytes: Int = 16 * 1024
 
     /// Accept a private key, tokens file and client map that their group may read (never write);
     /// by default only their owner may (`SecretFile`).
     public var allowGroupReadableSecrets = false
+
+    /// Every connection must start with a PROXY protocol header (v1 or v2), and come from one
+    /// of `proxyFrom` (`--proxy-protocol`, `--proxy-from`).
+    public var proxyProtocol = false
+    public var proxyFrom: [AddressRange] = []
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served over plain HTTP; nil: nowhere.
+    public var metricsAddress: (host: String, port: Int)?
 
     /// Maps client-certificate names to users (`--client-map`); nil: the subject CN is the user.
     public var clientMapFile: String?
@@ -50,9 +68,15 @@ public struct ServerConfiguration: Sendable {
     public var authFailureLimit: Int = 10
     /// Seconds over which a peer's whole allowance of failures refills.
     public var authFailureWindowSeconds: Double = 60
+    /// Close new connections from a throttled address before TLS (`--throttle-refuse-connections`),
+    /// as OpenSSH's PerSourcePenalties do; addresses in `throttleExempt` are never refused.
+    public var throttleRefuseConnections = false
+    public var throttleExempt: [AddressRange] = []
     /// MSG lines per second one connection may send (bursts of as many); past it, ERR RATE_LIMITED.
     /// 0: no limit.
     public var maxMessageRate: Int = 0
+    /// OAuth 2.0 access tokens (`--jwt-*`): JWTs accepted by `AUTH` besides the tokens file.
+    public var jwt: JWTConfiguration?
 
     public init(tls: TLSServerConfiguration, tokensFile: String, journalFile: String) {
         self.tls = tls

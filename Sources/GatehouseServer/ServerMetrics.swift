@@ -10,6 +10,10 @@ public final class ServerMetrics: Sendable {
     let errorsSent = Atomic<Int>(0)
     let busyRefusals = Atomic<Int>(0)
     let peerLimitRefusals = Atomic<Int>(0)
+    let reloadsSucceeded = Atomic<Int>(0)
+    let reloadsFailed = Atomic<Int>(0)
+    let throttleRefusals = Atomic<Int>(0)
+    let proxyRefusals = Atomic<Int>(0)
 
     init() {}
 
@@ -24,6 +28,7 @@ public final class ServerMetrics: Sendable {
             "errors_sent": errorsSent.load(ordering: .relaxed),
             "busy_refusals": busyRefusals.load(ordering: .relaxed),
             "peer_limit_refusals": peerLimitRefusals.load(ordering: .relaxed),
+            "throttle_refusals": throttleRefusals.load(ordering: .relaxed),
         ]
     }
 }

@@ -6,7 +6,7 @@ import Synchronization
 
 /// What every worker shares: configuration, TLS context, tokens, journal, metrics, logger.
 ///
-/// Immutable except for the reloadable material (TLS context, tokens, client map), each behind
+/// Immutable except for the reloadable material (TLS context, tokens, client map, JWKS), each behind
 /// its own mutex and swapped whole, so a worker reads one consistent version, and the
 /// authentication-failure throttle, which every worker updates under its mutex.
 final class ServerShared: Sendable {
@@ -15,9 +15,13 @@ final class ServerShared: Sendable {
     let metrics = ServerMetrics()
     /// The journal or the PostgreSQL store (`--store`): workers submit to either alike.
     let journal: any MessageStore
+    let health: ServerHealth
+    /// One per worker, by index: what each counts for /metrics.
+    let workerStats: [WorkerStats]
     private let tlsContext: Mutex<TLSContext>
     private let tokenStore: Mutex<TokenStore>
     private let clientMap: Mutex<ClientIdentityMap?>
+    private let jwtVerifier: Mutex<JWTVerifier?>
     private let authThrottle: Mutex<AuthFailureThrottle>
     private let connectionCounter = Atomic<UInt64>(0)
     /// Open connections per peer address (IPv6 by /64), kept only when a per-address limit is set.
@@ -29,13 +33,19 @@ final class ServerShared: Sendable {
         tls: TLSContext,
         tokens: TokenStore,
         clientMap: ClientIdentityMap?,
-        journal: any MessageStore
+        jwt: JWTVerifier?,
+        journal: any MessageStore,
+        health: ServerHealth = ServerHealth(),
+        workerStats: [WorkerStats] = []
     ) {
+        self.workerStats = workerStats
+        self.health = health
         self.config = config
         self.logger = logger
         self.tlsContext = Mutex(tls)
         self.tokenStore = Mutex(tokens)
         self.clientMap = Mutex(clientMap)
+        self.jwtVerifier = Mutex(jwt)
         self.authThrottle = Mutex(
             AuthFailureThrottle(limit: config.authFailureLimit, windowSeconds: config.authFailureWindowSeconds)
         )
@@ -48,6 +58,9 @@ final class ServerShared: Sendable {
     func replace(tokens: TokenStore) { tokenStore.withLock { $0 = tokens } }
     func replace(tls: TLSContext) { tlsContext.withLock { $0 = tls } }
     func replace(clientMap map: ClientIdentityMap?) { clientMap.withLock { $0 = map } }
+    /// The JWT verifier in force, nil when `--jwt-jwks` is not set.
+    func jwt() -> JWTVerifier? { jwtVerifier.withLock { $0 } }
+    func replace(jwt: JWTVerifier) { jwtVerifier.withLock { $0 = jwt } }
 
     /// The user a verified client certificate authenticates as, under the current map.
     func certificateUser(for identity: CertificateIdentity) -> String? {

@@ -1,95 +1,123 @@
+import GatehouseJWT
 import GatehouseJournal
 import GatehouseProtocol
 import GatehouseSystem
 import GatehouseTLS
 import Logging
 
-/// Reading: TLS records in, lines framed and answered, backpressure applied.
+/// Reading: TLS records in, lines framed and answered, within the read budget of a turn.
 extension Worker {
     // MARK: reading
 
-    /// Reads and answers everything the socket and OpenSSL hold, until want-read, a pause or a close.
+    /// Reads what the machine lets it read this turn: lines are framed and answered while the
+    /// connection is open, input is dropped while it closes. Stops at want-read, a pause, a close
+    /// or the end of the turn's read budget (then the connection is read again next turn).
     func readAvailable(_ conn: Connection) {
-        while conn.phase == .open && !conn.readPaused {
-            if shared.journal.isSaturated(adding: batch.byteCount) {
+        guard !conn.isClosed else { return }
+        conn.machine.beginReadTurn(turn)
+        // An access token that expired ends the connection before anything more is read.
+        if conn.machine.expireCredentialIfDue(now: now) {
+            sync(conn)
+            return
+        }
+        reading: while conn.machine.wantsToRead {
+            guard conn.machine.hasReadBudget else {
+                queueRead(conn)
+                break
+            }
+            if conn.machine.isLingering {
+                discardInput(conn)
+                return
+            }
+            if conn.machine.isOpen && shared.journal.isSaturated(adding: batch.byteCount) {
                 // Backpressure: the journal is behind. Read nothing more until it catches up;
                 // the client is not dropped and nothing it sent is lost.
-                conn.readPaused = true
-                conn.stalledOnJournal = true
-                stalled.append(conn)
-                setInterest(conn, conn.unsentBytes > 0 ? Epoll.writable : 0)
-                return
+                if conn.machine.journalSaturated() { stalled.append(conn) }
+                break
             }
             switch conn.tls.read(into: readBuffer) {
             case .done(let n):
-                conn.deadline = now + UInt64(shared.config.idleTimeoutMs) * 1_000_000
-                process(conn, UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
-                markDirty(conn)
-                applyBackpressure(conn)
+                stats.count(stats.bytesReceived, n)
+                let open = conn.machine.isOpen
+                if open { process(conn, UnsafeRawBufferPointer(rebasing: readBuffer[0..<n])) }
+                // While closing, what arrives is dropped unread.
+                switch conn.machine.bytesRead(n, linePending: open && conn.framer.hasPartialLine, now: now) {
+                case .more: continue
+                case .yield:
+                    queueRead(conn)
+                    break reading
+                case .stop: break reading
+                }
             case .wantRead:
-                setInterest(conn, Epoll.readable | (conn.unsentBytes > 0 ? Epoll.writable : 0))
-                return
+                break reading
             case .wantWrite:
                 conn.tlsWantsWrite = true
-                setInterest(conn, Epoll.writable)
-                return
+                break reading
             case .closed:
                 // The client is done sending; answer what it sent, then close.
-                beginClosing(conn, reason: "client closed")
-                return
+                perform(conn.machine.peerClosed(now: now), conn)
+                break reading
             case .failed(let error):
                 logger.info(
                     "connection failed",
                     metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(error)"]
                 )
-                close(conn, reason: "tls error")
+                close(conn, conn.machine.close(.tlsError))
                 return
             }
         }
+        sync(conn)
     }
 
-    /// A closing connection reads no more lines, but still takes in and drops what arrives, so a
-    /// level-triggered readable socket cannot spin, and so it notices when the peer goes away.
-    func drainClosed(_ conn: Connection) {
-        for _ in 0..<16 {
-            switch conn.tls.read(into: readBuffer) {
-            case .done: continue
-            case .wantRead, .wantWrite: return
-            case .closed, .failed:
-                if conn.unsentBytes == 0 && conn.pending.isEmpty {
-                    close(conn, reason: conn.closeReason)
-                } else {
-                    setInterest(conn, conn.unsentBytes > 0 ? Epoll.writable : 0)
-                }
+    /// A lingering connection: its close_notify and FIN are sent; read the socket itself (no
+    /// TLS any more) and drop what comes, until EOF, an error, or the end of the turn's budget.
+    func discardInput(_ conn: Connection) {
+        while conn.machine.hasReadBudget {
+            switch Socket.receive(conn.fd, into: readBuffer) {
+            case .done(0)?, nil:
+                // EOF (or a reset): the client has everything it was going to read.
+                close(conn, conn.machine.peerClosed(now: now))
+                return
+            case .done(let n)?:
+                _ = conn.machine.bytesRead(n, linePending: false, now: now)
+            case .wouldBlock?:
+                sync(conn)
                 return
             }
         }
+        queueRead(conn)
+        sync(conn)
+    }
+
+    /// Reads `conn` again on the next loop turn.
+    func queueRead(_ conn: Connection) {
+        guard !conn.isQueuedForRead else { return }
+        conn.isQueuedForRead = true
+        readAgain.append(conn)
     }
 
     /// Frames `bytes` into lines and acts on each.
+    @inline(__always)
     func process(_ conn: Connection, _ bytes: UnsafeRawBufferPointer) {
         conn.framer.feed(bytes) { event in
-            let action: Session.Action
             switch event {
             case .line(let line):
-                action = conn.session.receivedLine(line)
-                return perform(action, conn, line)
+                return perform(conn.machine.lineFramed(line, now: now), conn, line)
             case .tooLong:
-                action = conn.session.lineTooLong(limit: shared.config.maxLine)
-                return perform(action, conn, UnsafeRawBufferPointer(start: nil, count: 0))
+                return perform(conn.machine.lineTooLong(now: now), conn, UnsafeRawBufferPointer(start: nil, count: 0))
             }
         }
     }
 
-    /// Carries out one session action. Returns false when the connection stops reading.
+    /// Does what the machine asked for one line. Returns false when the connection stops reading.
     @inline(__always)
-    func perform(_ action: Session.Action, _ conn: Connection, _ line: UnsafeRawBufferPointer) -> Bool {
-        switch action {
+    func perform(_ step: ConnectionStateMachine.LineStep, _ conn: Connection, _ line: UnsafeRawBufferPointer) -> Bool {
+        switch step {
+        case .next:
+            return true
         case .journal(let text, let n):
-            if conn.messageBucket?.take(now: now) == false {
-                return perform(conn.session.messageRateLimited(), conn, line)
-            }
             if batchTime.isEmpty { batchTime = clock.now() }
+            if batch.startedAt == 0 { batch.startedAt = now }
             batch.append(
                 time: batchTime,
                 connectionFields: conn.journalFields,
@@ -97,58 +125,38 @@ extension Worker {
                 text: UnsafeRawBufferPointer(rebasing: line[text]),
                 owner: conn.token
             )
-            conn.inFlight += 1
-            conn.pending.push(.ack(n))
             return true
-        case .reply(let reply):
-            if case .error = reply { shared.metrics.errorsSent.add(1, ordering: .relaxed) }
-            conn.enqueue(reply)
-            return true
-        case .replyAndClose(let reply):
-            if case .error = reply { shared.metrics.errorsSent.add(1, ordering: .relaxed) }
-            conn.enqueue(reply)
-            beginClosing(conn, reason: reply == .bye ? "quit" : "too many errors")
-            return false
         case .authenticate(let user, let tokenRange):
-            // A peer over its failure allowance is not told whether its token is right.
-            if shared.authenticationThrottled(peer: conn.peer, now: now) {
-                logger.info(
-                    "authentication throttled",
-                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)"]
-                )
-                return perform(conn.session.authenticationThrottled(), conn, line)
-            }
+            // The token is checked first, always: a correct one authenticates even from a
+            // throttled address. Only a failure asks whether the address is throttled.
             let token = UnsafeRawBufferPointer(rebasing: line[tokenRange])
-            let ok = shared.tokens().verify(user: user, token: token)
-            let result = conn.session.authenticationResult(user: user, succeeded: ok)
-            if ok {
-                authenticated(conn, user: user)
-            } else {
-                shared.recordAuthenticationFailure(peer: conn.peer, now: now)
-                logger.info(
-                    "authentication failed",
-                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)"]
-                )
+            let failure = checkCredential(conn, user: user, token: token)  // nil: accepted (Worker+Credentials)
+            let ok = failure == nil
+            var throttled = false
+            defer {
+                let method: WorkerStats.AuthMethod = CompactJWS.looksLikeJWT(token) ? .jwt : .token
+                stats.auth(method, ok ? .ok : throttled ? .throttled : .failed)
             }
-            return perform(result, conn, line)
+            if let failure {
+                throttled = shared.authenticationThrottled(peer: conn.peer, now: now)
+                if !throttled { shared.recordAuthenticationFailure(peer: conn.peer, now: now) }
+                logger.info(
+                    throttled ? "authentication failed from a throttled address; closing" : "authentication failed",
+                    metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(user)", "reason": "\(failure)"]
+                )
+            } else {
+                authenticated(conn, user: user)
+            }
+            let next = conn.machine.authenticationChecked(
+                user: user,
+                succeeded: ok,
+                addressThrottled: throttled,
+                now: now,
+                expiresAt: ok ? conn.credentialExpiry : nil
+            )
+            return perform(next, conn, line)
+        case .stop:
+            return false
         }
-    }
-
-    /// Stops reading from a client whose replies or journal backlog are over their bounds.
-    func applyBackpressure(_ conn: Connection) {
-        if conn.unsentBytes > shared.config.maxOutboundBytes || conn.inFlight >= shared.config.maxInFlightPerConnection
-        {
-            conn.readPaused = true
-            setInterest(conn, conn.unsentBytes > 0 ? Epoll.writable : 0)
-        }
-    }
-
-    func resumeIfDrained(_ conn: Connection) {
-        guard conn.readPaused, !conn.stalledOnJournal, conn.phase == .open,
-            conn.unsentBytes <= shared.config.maxOutboundBytes / 2,
-            conn.inFlight <= shared.config.maxInFlightPerConnection / 2
-        else { return }
-        conn.readPaused = false
-        readAgain.append(conn)
     }
 }

@@ -14,13 +14,19 @@ extension Worker {
         let (batches, commands) = inbox.take()
         for done in batches {
             let stored = done.outcome == .stored
+            var acked = 0
             for owner in done.owners {
                 guard let conn = connection(for: owner) else { continue }  // closed meanwhile
-                conn.inFlight -= 1
-                conn.outcomes.push(stored)
+                conn.machine.journalOutcome(stored: stored)
+                acked += 1
                 markDirty(conn)
             }
-            if !stored, case .failed(let why) = done.outcome {
+            if stored {
+                shared.metrics.messagesAcknowledged.add(acked, ordering: .relaxed)
+                if done.startedAt > 0 && acked > 0 {
+                    stats.ackLatency.observe(Double(now &- done.startedAt) / 1e9, count: acked)
+                }
+            } else if case .failed(let why) = done.outcome {
                 logger.error(
                     "journal write failed; messages answered UNAVAILABLE",
                     metadata: ["error": "\(why)", "messages": "\(done.count)"]
@@ -43,12 +49,51 @@ extension Worker {
         accepting = false
         Epoll.remove(epoll, listener)
         for case let conn? in connections {
-            if conn.phase == .handshaking {
-                close(conn, reason: "shutdown")
-            } else if conn.phase == .open {
-                conn.enqueue(conn.session.closeNotice(.shuttingDown, "server is shutting down"))
-                beginClosing(conn, reason: "shutdown")
-            }
+            perform(conn.machine.drainRequested(now: now), conn)
+            sync(conn)
+        }
+    }
+
+    // MARK: the machine's decisions
+
+    /// Carries out a step the machine decided.
+    func perform(_ step: ConnectionStateMachine.Step, _ conn: Connection) {
+        switch step {
+        case .none:
+            break
+        case .resumeReading:
+            queueRead(conn)
+        case .linger:
+            // Every reply is out: close_notify, then FIN; the socket stays open for reading so
+            // that the client's unread input does not turn the close into a reset.
+            conn.tls.shutdown()
+            Socket.shutdownWrite(conn.fd)
+            queueRead(conn)
+        case .close:
+            close(conn, step)
+        }
+    }
+
+    /// Brings the descriptor's epoll interest, the timer and the dirty list in step with the
+    /// machine. Called after every event that may have changed it.
+    func sync(_ conn: Connection) {
+        guard !conn.isClosed else { return }
+        scheduleTimer(conn)
+        if conn.machine.isHandshaking { return }  // the handshake sets its own interest
+        let unsent = conn.machine.replies.unsentBytes > 0
+        if unsent && !conn.writeBlocked { markDirty(conn) }
+        var events: UInt32 = conn.machine.wantsToRead ? Epoll.readable : 0
+        if unsent || conn.tlsWantsWrite { events |= Epoll.writable }
+        setInterest(conn, events)
+    }
+
+    /// Makes sure the timer heap holds an entry no later than the machine's deadline. Entries
+    /// are never removed: a deadline that moved later is found when its entry comes due.
+    func scheduleTimer(_ conn: Connection) {
+        let deadline = conn.machine.deadline
+        if deadline < conn.timerAt {
+            timers.push(deadline: deadline, token: conn.token)
+            conn.timerAt = deadline
         }
     }
 
@@ -64,94 +109,75 @@ extension Worker {
     func flushDirty() {
         while let conn = dirty.popLast() {
             conn.isDirty = false
-            guard connections[conn.slot] === conn else { continue }
             flush(conn)
         }
     }
 
-    /// Moves ready replies into the output and writes it with as few SSL_write calls as it takes.
+    /// Writes the ready replies with as few SSL_write calls as it takes.
     func flush(_ conn: Connection) {
-        let (acked, failed) = conn.releaseReady()
-        if acked > 0 {
-            conn.messagesAcked += acked
-            shared.metrics.messagesAcknowledged.add(acked, ordering: .relaxed)
-        }
-        _ = failed
-        while conn.unsentBytes > 0 {
-            let result = conn.out.withUnsafeBytes {
-                conn.tls.write(UnsafeRawBufferPointer(rebasing: $0[conn.outStart...]))
-            }
+        guard !conn.isClosed, !conn.machine.isHandshaking, !conn.machine.isLingering else { return }
+        while conn.machine.replies.unsentBytes > 0 {
+            let result = conn.machine.replies.withUnsent { conn.tls.write($0) }
             switch result {
             case .done(let n):
-                conn.consumeOutput(n)
-                if conn.phase != .handshaking {
-                    conn.deadline = now + UInt64(shared.config.idleTimeoutMs) * 1_000_000
-                }
+                stats.count(stats.bytesSent, n)
+                conn.machine.wrote(n, now: now)
             case .wantWrite:
-                setInterest(conn, (conn.interest & Epoll.readable) | Epoll.writable)
+                conn.writeBlocked = true  // until epoll says writable
+                sync(conn)
                 return
             case .wantRead:
-                setInterest(conn, Epoll.readable)
+                // TLS needs to read before it can write (a key update): readable wakes it.
+                conn.writeBlocked = true
+                setInterest(conn, conn.interest | Epoll.readable)
                 return
             case .closed, .failed:
-                close(conn, reason: "peer went away")
+                close(conn, conn.machine.close(.peerWentAway))
                 return
             }
         }
-        if conn.closeWhenFlushed && conn.pending.isEmpty {
-            conn.tls.shutdown()
-            close(conn, reason: conn.closeReason)
-            return
-        }
-        if conn.phase == .open {
-            resumeIfDrained(conn)
-            if !conn.readPaused { setInterest(conn, Epoll.readable) }
-        } else if conn.phase == .closing {
-            setInterest(conn, Epoll.readable)  // drainClosed drops what arrives
-        }
+        perform(conn.machine.flushed(now: now), conn)
+        sync(conn)
     }
 
     // MARK: closing
 
-    /// Stops reading; the connection closes once its queued replies are out.
-    func beginClosing(_ conn: Connection, reason: String) {
-        guard !conn.closeWhenFlushed else { return }
-        conn.phase = .closing
-        conn.closeWhenFlushed = true
-        conn.closeReason = reason
-        // A closing connection gets a short grace period to take its last replies.
-        conn.deadline = now + UInt64(min(shared.config.drainTimeoutMs, 5_000)) * 1_000_000
-        timers.push(deadline: conn.deadline, token: conn.token)
-        markDirty(conn)
-    }
-
-    func close(_ conn: Connection, reason: String) {
-        guard connections[conn.slot] === conn else { return }
+    /// Closes the socket for the reason in a `.close` step (any other step is ignored). The
+    /// machine is already `.closed`, so no stale reference reads or writes the descriptor again.
+    func close(_ conn: Connection, _ step: ConnectionStateMachine.Step) {
+        guard case .close(let reason) = step, connections[conn.slot] === conn else { return }
         // No EPOLL_CTL_DEL: closing the only descriptor of the socket removes it from epoll.
         Socket.close(conn.fd)
         connections[conn.slot] = nil
         freeSlots.append(conn.slot)
         openCount -= 1
         shared.metrics.connectionsOpen.add(-1, ordering: .relaxed)
-        shared.release(peer: conn.peerHost)
-        if conn.phase == .handshaking {
+        if conn.machine.errorsSent > 0 { shared.metrics.errorsSent.add(conn.machine.errorsSent, ordering: .relaxed) }
+        for (index, n) in conn.machine.errorsByCode.enumerated() where n > 0 {
+            stats.error(WorkerStats.errorCodes[index], Int(n))
+        }
+        stats.closed(reason)
+        if conn.admitted { shared.release(peer: conn.peerHost) }
+        if !conn.machine.greeted {
             logger.debug(
                 "connection closed",
-                metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(reason)"]
+                metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(reason.rawValue)"]
             )
-        } else {
-            logger.info(
-                "connection closed",
-                metadata: [
-                    "conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(conn.session.user ?? "-")",
-                    "messages": "\(conn.messagesAcked)", "reason": "\(reason)",
-                ]
-            )
+            return
         }
+        var metadata: Logger.Metadata = [
+            "conn": "\(conn.id)", "peer": "\(conn.peer)", "user": "\(conn.machine.session.user ?? "-")",
+            "messages": "\(conn.machine.messagesAcked)", "reason": "\(reason.rawValue)",
+        ]
+        // Replies the client never took: the grace period ran out, or it went away.
+        let unsent = conn.machine.replies.queuedBytes
+        if unsent > 0 { metadata["unsent_bytes"] = "\(unsent)" }
+        if conn.machine.replies.inFlight > 0 { metadata["unanswered_messages"] = "\(conn.machine.replies.inFlight)" }
+        logger.info("connection closed", metadata: metadata)
     }
 
     func setInterest(_ conn: Connection, _ events: UInt32) {
-        guard conn.interest != events, connections[conn.slot] === conn else { return }
+        guard conn.interest != events, !conn.isClosed else { return }
         conn.interest = events
         try? Epoll.modify(epoll, conn.fd, events: events, data: conn.token)
     }
@@ -161,19 +187,9 @@ extension Worker {
     func fireTimers() {
         while let entry = timers.popDue(now: now) {
             guard let conn = connection(for: entry.token) else { continue }
-            if conn.deadline > now {
-                timers.push(deadline: conn.deadline, token: entry.token)
-                continue
-            }
-            switch conn.phase {
-            case .handshaking:
-                close(conn, reason: "handshake timeout")
-            case .open:
-                conn.enqueue(conn.session.closeNotice(.idleTimeout, "no complete line within the idle timeout"))
-                beginClosing(conn, reason: "idle timeout")
-            case .closing:
-                close(conn, reason: conn.closeReason + ", then timed out")
-            }
+            if entry.deadline == conn.timerAt { conn.timerAt = .max }
+            perform(conn.machine.timerFired(now: now), conn)
+            sync(conn)  // schedules the next deadline, which is now later than `now`
         }
     }
 

@@ -1,13 +1,10 @@
+// LEAD NOTE (delete this line before committing): read /work/wt16/LEAD-NOTES.md first — deadline 13:55 UTC, CPU rules, report format.
 import GatehouseAuth
 import GatehouseJournal
 import GatehouseProtocol
 import GatehouseSystem
 import GatehouseTLS
 import Logging
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One worker thread: its own epoll loop, listening socket and connections.
 ///
@@ -19,6 +16,8 @@ final class Worker {
     let listener: Int32
     let inbox: WorkerInbox
     var logger: Logger
+    /// What this worker counts for /metrics (written by this thread only).
+    let stats: WorkerStats
 
     var connections: [Connection?] = []
     var generations: [UInt32] = []
@@ -26,14 +25,19 @@ final class Worker {
     var openCount = 0
     var timers = TimerHeap()
     var dirty: [Connection] = []
-    /// Connections whose reading resumed: OpenSSL may hold plaintext epoll will not announce.
+    /// Connections to read on the next loop turn: their read budget ran out, or their reading
+    /// resumed (OpenSSL may hold plaintext that epoll will not announce).
     var readAgain: [Connection] = []
     /// Connections not read while the journal's queue is full.
     var stalled: [Connection] = []
     var batch: JournalBatch
     var clock = JournalClock()
     var batchTime: [UInt8] = []
+    /// The worker's one clock (monotonic ns), read once per loop turn; every event carries it.
     var now: UInt64 = 0
+    /// Loop turns so far: a connection's read budget is per turn.
+    var turn: UInt64 = 0
+    let limits: ConnectionLimits
     var accepting = true
     /// Set while accepting is paused after EMFILE and friends.
     var acceptPausedUntil: UInt64?
@@ -51,8 +55,10 @@ final class Worker {
         self.epoll = epoll
         self.inbox = inbox
         self.logger = shared.logger
+        self.stats = shared.workerStats.indices.contains(index) ? shared.workerStats[index] : WorkerStats()
         self.logger[metadataKey: "worker"] = "\(index)"
         self.batch = JournalBatch(worker: index)
+        self.limits = ConnectionLimits(shared.config)
         self.readBuffer = .allocate(byteCount: 16 * 1024 + 512, alignment: 16)
         try Epoll.add(epoll, listener, events: Epoll.readable, data: Worker.listenerToken)
         try Epoll.add(epoll, inbox.wakeFD, events: Epoll.readable, data: Worker.inboxToken)
@@ -78,31 +84,44 @@ final class Worker {
                 return
             }
             now = Process.monotonicNanoseconds()
+            turn &+= 1
             batchTime = []
             var stop = false
+            // Reads of the previous turn that ran out of budget or were resumed; taken before the
+            // events, so a connection re-queued in this turn waits for the next one.
+            let again = readAgain
+            readAgain = []
+            // Journal outcomes first, and their ACKs out at once: a connection that spends this
+            // turn's read budget must not delay the replies of the others.
+            for i in 0..<n where data[i] == Worker.inboxToken {
+                stop = processInbox() || stop
+                flushDirty()
+            }
             for i in 0..<n {
                 switch data[i] {
                 case Worker.listenerToken: acceptAll()
-                case Worker.inboxToken: stop = processInbox() || stop
+                case Worker.inboxToken: continue
                 default: handle(events: events[i], token: data[i])
                 }
             }
             resumeAcceptingIfDue()
             if !stalled.isEmpty && !shared.journal.isSaturated {
-                for conn in stalled where conn.stalledOnJournal && connections[conn.slot] === conn {
-                    conn.stalledOnJournal = false
-                    conn.readPaused = false
-                    readAgain.append(conn)
+                for conn in stalled where !conn.isClosed {
+                    perform(conn.machine.journalCaughtUp(), conn)
+                    sync(conn)
                 }
                 stalled.removeAll()
             }
-            while let conn = readAgain.popLast() { readAvailable(conn) }
+            for conn in again {
+                conn.isQueuedForRead = false
+                readAvailable(conn)
+            }
             fireTimers()
             submitBatch()
             flushDirty()
             if stop || (draining && openCount == 0) { break }
         }
-        for case let conn? in connections { close(conn, reason: "server stopped") }
+        for case let conn? in connections { close(conn, conn.machine.close(.serverStopped)) }
     }
 
     func nextTimeoutMs() -> Int32 {
@@ -163,7 +182,22 @@ final class Worker {
             return
         }
         let host = peer.host
-        guard shared.admit(peer: host) else {
+        // Behind a load balancer: only its addresses may connect, and each connection starts
+        // with a PROXY header that names the client; the per-address checks wait for it.
+        let proxied = shared.config.proxyProtocol
+        if proxied && !shared.config.proxyFrom.contains(where: { $0.contains(host: host) }) {
+            shared.metrics.proxyRefusals.add(1, ordering: .relaxed)
+            logger.info("connection refused: not from a --proxy-from address", metadata: ["peer": "\(peer)"])
+            Socket.close(fd)
+            return
+        }
+        if !proxied && refusedAsThrottled(peer: peer.description, host: host) {
+            shared.metrics.throttleRefusals.add(1, ordering: .relaxed)
+            logger.debug("connection refused: address throttled", metadata: ["peer": "\(peer)"])
+            Socket.close(fd)
+            return
+        }
+        guard proxied || shared.admit(peer: host) else {
             shared.metrics.peerLimitRefusals.add(1, ordering: .relaxed)
             logger.debug("connection refused: per-address limit", metadata: ["peer": "\(peer)"])
             Socket.close(fd)
@@ -172,7 +206,7 @@ final class Worker {
         let tls: TLSConnection
         do { tls = try TLSConnection(context: shared.currentTLSContext(), fd: fd) } catch {
             logger.error("cannot create TLS session", metadata: ["error": "\(error)"])
-            shared.release(peer: host)
+            if !proxied { shared.release(peer: host) }
             Socket.close(fd)
             return
         }
@@ -186,7 +220,8 @@ final class Worker {
         }
         generations[slot] &+= 1
         let id = shared.nextConnectionID()
-        let deadline = now + UInt64(shared.config.handshakeTimeoutMs) * 1_000_000
+        let nowOpen = shared.metrics.connectionsOpen.add(1, ordering: .relaxed).newValue
+        shared.metrics.connectionsAccepted.add(1, ordering: .relaxed)
         let conn = Connection(
             slot: slot,
             generation: generations[slot],
@@ -195,24 +230,34 @@ final class Worker {
             peer: peer.description,
             peerHost: host,
             tls: tls,
-            maxLine: shared.config.maxLine,
-            errorBudget: shared.config.errorBudget,
+            limits: limits,
             now: now,
-            handshakeDeadline: deadline
+            busy: nowOpen > shared.config.maxConnections
         )
-        let nowOpen = shared.metrics.connectionsOpen.add(1, ordering: .relaxed).newValue
-        shared.metrics.connectionsAccepted.add(1, ordering: .relaxed)
-        conn.refuseAsBusy = nowOpen > shared.config.maxConnections
+        if proxied {
+            conn.admitted = false
+            conn.proxyReader = ProxyHeaderReader()
+        }
         connections[slot] = conn
         openCount += 1
-        timers.push(deadline: deadline, token: conn.token)
         conn.interest = Epoll.readable
         do { try Epoll.add(epoll, fd, events: conn.interest, data: conn.token) } catch {
             logger.error("cannot watch connection", metadata: ["error": "\(error)"])
-            close(conn, reason: "epoll failed")
+            close(conn, conn.machine.close(.setupFailed))
             return
         }
+        scheduleTimer(conn)
         logger.debug("connection accepted", metadata: ["conn": "\(id)", "peer": "\(conn.peer)"])
+    }
+
+    /// With `--throttle-refuse-connections`: whether `peer`'s address is throttled for failed
+    /// AUTHs and not exempt, so that its connection is closed before it costs a TLS handshake.
+    func refusedAsThrottled(peer: String, host: String) -> Bool {
+        let config = shared.config
+        guard config.throttleRefuseConnections, shared.authenticationThrottled(peer: peer, now: now) else {
+            return false
+        }
+        return !config.throttleExempt.contains { $0.contains(host: host) }
     }
 
     // MARK: events
@@ -227,27 +272,33 @@ final class Worker {
 
     func handle(events: UInt32, token: UInt64) {
         guard let conn = connection(for: token) else { return }
-        if conn.phase == .handshaking {
-            advanceHandshake(conn)
+        if conn.machine.isHandshaking {
+            if conn.proxyReader != nil {
+                readProxyHeader(conn)
+            } else {
+                advanceHandshake(conn)
+            }
             return
         }
-        if events & Epoll.writable != 0 {
-            if conn.tlsWantsWrite {
-                // OpenSSL wanted to write during a read; retry the read now.
-                conn.tlsWantsWrite = false
-                readAvailable(conn)
-            }
+        if events & (Epoll.hangup | Epoll.error) != 0 && !conn.machine.wantsToRead {
+            // Gone both ways (a reset, or a close after our FIN) while nothing reads: nothing
+            // more can be delivered.
+            close(conn, conn.machine.close(.peerWentAway))
+            return
+        }
+        if conn.writeBlocked {
+            // Any event may be what a blocked write waited for (writable, or the read a TLS
+            // key update needed): try the write again at the end of this turn.
+            conn.writeBlocked = false
             markDirty(conn)
         }
+        if events & Epoll.writable != 0 && conn.tlsWantsWrite {
+            // OpenSSL wanted to write during a read; retry the read now.
+            conn.tlsWantsWrite = false
+            readAvailable(conn)
+        }
         if events & (Epoll.readable | Epoll.hangup | Epoll.error) != 0 {
-            if conn.phase == .open && !conn.readPaused {
-                readAvailable(conn)
-            } else if events & (Epoll.hangup | Epoll.error) != 0 {
-                close(conn, reason: "peer went away")
-            } else if conn.phase == .closing {
-                // Not reading any more, but the peer may have closed: watch for it once.
-                drainClosed(conn)
-            }
+            readAvailable(conn)
         }
     }
 
@@ -262,7 +313,7 @@ final class Worker {
             setInterest(conn, Epoll.writable)
         case .closed:
             shared.metrics.handshakesFailed.add(1, ordering: .relaxed)
-            close(conn, reason: "peer closed during handshake")
+            close(conn, conn.machine.peerClosed(now: now))
         case .failed(let error):
             shared.metrics.handshakesFailed.add(1, ordering: .relaxed)
             // Peer-caused almost always (version, cipher, certificate, garbage): info, not error.
@@ -270,22 +321,18 @@ final class Worker {
                 "handshake failed",
                 metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(error.summary)"]
             )
-            close(conn, reason: "handshake failed")
+            close(conn, conn.machine.close(.handshakeFailed))
         }
     }
 
     func handshakeCompleted(_ conn: Connection) {
         conn.tls.releaseBuffersWhenIdle()
-        if conn.refuseAsBusy {
+        var certificateUser: String?
+        if conn.machine.isBusyRefusal {
             shared.metrics.busyRefusals.add(1, ordering: .relaxed)
-            conn.enqueue(conn.session.closeNotice(.busy, "server at its connection limit; try later"))
-            beginClosing(conn, reason: "busy")
-            return
-        }
-        if shared.config.tls.clientAuth != .off, let identity = conn.tls.verifiedPeerIdentity {
+        } else if shared.config.tls.clientAuth != .off, let identity = conn.tls.verifiedPeerIdentity {
             if let user = shared.certificateUser(for: identity), CommandParser.isValidUserName(user) {
-                conn.session = Session(errorBudget: shared.config.errorBudget, certificateUser: user)
-                authenticated(conn, user: user)
+                certificateUser = user
             } else {
                 logger.info(
                     "client certificate verified but names no user; token authentication still possible",
@@ -293,28 +340,21 @@ final class Worker {
                 )
             }
         }
-        if shared.config.maxMessageRate > 0 {
-            let rate = shared.config.maxMessageRate
-            conn.messageBucket = TokenBucket(capacity: rate, refillPerSecond: Double(rate), now: now)
+        conn.machine.handshakeCompleted(now: now, certificateUser: certificateUser, draining: draining)
+        stats.handshakeSeconds.observe(Double(now &- conn.acceptedAt) / 1e9)
+        if conn.tls.sessionReused { stats.count(stats.resumed) }
+        if certificateUser != nil { stats.auth(.certificate, .ok) }
+        if let certificateUser { authenticated(conn, user: certificateUser) }
+        if conn.machine.isOpen || conn.machine.closeReason == .shutdown {
+            logger.info(
+                "connection opened",
+                metadata: [
+                    "conn": "\(conn.id)", "peer": "\(conn.peer)", "tls": "\(conn.tls.protocolVersion)",
+                    "cipher": "\(conn.tls.cipherName)", "resumed": "\(conn.tls.sessionReused)",
+                ]
+            )
         }
-        conn.phase = .open
-        conn.deadline = now + UInt64(shared.config.idleTimeoutMs) * 1_000_000
-        // The heap holds the handshake deadline; the idle one may be earlier, so schedule it too.
-        timers.push(deadline: conn.deadline, token: conn.token)
-        conn.enqueue(conn.session.greeting)
-        logger.info(
-            "connection opened",
-            metadata: [
-                "conn": "\(conn.id)", "peer": "\(conn.peer)", "tls": "\(conn.tls.protocolVersion)",
-                "cipher": "\(conn.tls.cipherName)", "resumed": "\(conn.tls.sessionReused)",
-            ]
-        )
-        markDirty(conn)
-        if draining {
-            conn.enqueue(conn.session.closeNotice(.shuttingDown, "server is shutting down"))
-            beginClosing(conn, reason: "shutdown")
-            return
-        }
+        sync(conn)
         readAvailable(conn)
     }
 

@@ -24,20 +24,28 @@ extension FileIO {
         try fsync(fd.raw)
     }
 
-    /// Replaces the file at `path` with `bytes` atomically and durably: a temporary file beside
-    /// it is written and fsynced, renamed over `path`, and the folder fsynced.
+    /// Replaces the file at `path` with `bytes` atomically and durably, with exactly `mode`: a
+    /// new temporary file beside it (`O_EXCL | O_NOFOLLOW`: a file or symlink planted under that
+    /// name is removed, never written through), written, `fchmod`ed (the umask may have taken
+    /// bits) and fsynced, renamed over `path`, and the folder fsynced. Every result is checked.
     public static func replaceAtomically(_ path: String, with bytes: [UInt8], mode: UInt32 = 0o600) throws(SystemError)
     {
-        let temporary = path + ".tmp"
-        do {
-            let fd = try open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+        let temporary = path + ".tmp.\(getpid())"
+        _ = unlink(temporary)
+        do throws(SystemError) {
+            let fd = try open(temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: mode)
             try writeAll(fd.raw, bytes)
+            guard fchmod(fd.raw, mode_t(mode)) == 0 else { throw SystemError("fchmod(\(temporary))", errno: errno) }
             try fsync(fd.raw)
         } catch {
             _ = unlink(temporary)
             throw error
         }
-        try rename(temporary, to: path)
+        guard Glibc.rename(temporary, path) == 0 else {
+            let failure = SystemError("rename(\(temporary), \(path))", errno: errno)
+            _ = unlink(temporary)
+            throw failure
+        }
         try syncDirectory(holding: path)
     }
 

@@ -29,7 +29,11 @@ enum ConfigSources {
         ("max-connections", .int), ("max-connections-per-peer", .int), ("client-ca", .string),
         ("client-auth", .string), ("crl", .string), ("client-map", .string), ("auth-failure-limit", .int),
         ("auth-failure-window", .double), ("max-msg-rate", .string), ("session-tickets", .int),
-        ("log-level", .string), ("log-format", .string), ("allow-group-read", .flag),
+        ("log-level", .string), ("log-format", .string), ("allow-group-read", .flag), ("metrics-address", .string),
+        ("auth-timeout", .double), ("max-in-flight-bytes", .int), ("throttle-refuse-connections", .flag),
+        ("throttle-exempt", .string), ("jwt-jwks", .string), ("jwt-issuer", .string), ("jwt-audience", .string),
+        ("jwt-user-claim", .string), ("jwt-algorithms", .string), ("jwt-leeway", .double),
+        ("proxy-protocol", .flag), ("proxy-from", .string),
     ]
 
     struct Failure: Error, CustomStringConvertible {
@@ -87,7 +91,8 @@ enum ConfigSources {
             let key = ConfigKey(name)
             switch kind {
             case .string:
-                if let v = reader.string(forKey: key) { return v }
+                // An empty string leaves the setting unset (the example file lists every key).
+                if let v = reader.string(forKey: key) { return v.isEmpty ? nil : v }
             case .int:
                 if let v = reader.int(forKey: key) { return String(v) }
             case .double:

@@ -25,9 +25,26 @@ struct Serve: ParsableCommand {
                             the operating system's cache. Survives a server crash, not a power loss.
 
             Signals: SIGTERM or SIGINT drains (answers what was read, ERR SHUTTING_DOWN, exit 0 within
-            --drain-timeout); a second one exits at once. SIGHUP reloads the certificate chain and key, the client CA, the CRL, the client map
-            and the tokens file (a broken file is refused and the old material stays), and reopens
+            --drain-timeout); a second one exits at once. SIGHUP reloads the certificate chain and key, the client CA, the CRL, the client map,
+            the tokens file and the JWKS (a broken file is refused and the old material stays), and reopens
             the journal by path (for external rotation tools).
+
+            Limits and closing: a client has --handshake-timeout for TLS, then --auth-timeout from
+            the greeting to authenticate (ERR AUTH_TIMEOUT; PING does not extend it). A line must
+            end within --idle-timeout of its first byte, and a connection with no complete line and
+            no reply for --idle-timeout gets ERR IDLE_TIMEOUT. Replies queued for one client (unsent,
+            or waiting behind an ACK) are bounded at 256 KiB, its messages waiting for the journal at
+            4096 and --max-in-flight-bytes: past a bound the server stops reading that client until
+            it drains. Each turn of a worker's loop reads at most one TLS record (16 KiB) from a
+            client, so one fast client cannot starve the others. After the last reply (BYE, ERR ...)
+            the server sends close_notify and FIN, reads and drops input until EOF or for up to 2 s,
+            then closes, so the client reads everything sent to it.
+
+            Access tokens (--jwt-jwks, --jwt-issuer, --jwt-audience): AUTH <user> <jwt>
+            accepts a JWT signed by a key of the JWKS, with matching iss and aud, within
+            exp and nbf (give or take --jwt-leeway), whose --jwt-user-claim is <user>.
+            Such a connection may AUTH again with a fresh token for the same user; at
+            expiry it gets ERR AUTH_EXPIRED and is closed. See SECURITY.md.
             """
     )
 
@@ -105,7 +122,17 @@ struct Serve: ParsableCommand {
     var errorBudget: Int = 10
     @Option(name: .customLong("handshake-timeout"), help: "Seconds a client has to finish the TLS handshake.")
     var handshakeTimeout: Double = 10
-    @Option(name: .customLong("idle-timeout"), help: "Seconds without a complete line before ERR IDLE_TIMEOUT.")
+    @Option(
+        name: .customLong("auth-timeout"),
+        help:
+            "Seconds from the greeting within which a client must authenticate, else ERR AUTH_TIMEOUT (PING does not extend it)."
+    )
+    var authTimeout: Double = 10
+    @Option(
+        name: .customLong("idle-timeout"),
+        help:
+            "Seconds without a complete line or a reply before ERR IDLE_TIMEOUT; a line must also end within this time of its first byte."
+    )
     var idleTimeout: Double = 300
     @Option(name: .customLong("drain-timeout"), help: "Seconds a graceful shutdown may take.")
     var drainTimeout: Double = 10
@@ -116,6 +143,12 @@ struct Serve: ParsableCommand {
         help: "Concurrent connections from one address (0: no limit)."
     )
     var maxConnectionsPerPeer: Int = 0
+    @Option(
+        name: .customLong("max-in-flight-bytes"),
+        help:
+            "Bytes of one connection's messages waiting for the journal past which the server stops reading that client until they are stored."
+    )
+    var maxInFlightBytes: Int = 1 << 20
     @Option(name: .customLong("client-ca"), help: "PEM bundle of CAs for client certificates.")
     var clientCA: String?
     @Option(name: .customLong("client-auth"), help: "Client certificates: off, optional or required.")
@@ -129,7 +162,8 @@ struct Serve: ParsableCommand {
     var clientMap: String?
     @Option(
         name: .customLong("auth-failure-limit"),
-        help: "Failed AUTHs per peer address before AUTH gets ERR RATE_LIMITED (0: no limit)."
+        help:
+            "Failed AUTHs per peer address (IPv4, IPv6 /64) before it is throttled: then a wrong token gets ERR RATE_LIMITED and the connection closes; a right one still authenticates (0: no limit)."
     )
     var authFailureLimit: Int = 10
     @Option(
@@ -137,6 +171,17 @@ struct Serve: ParsableCommand {
         help: "Seconds over which a peer's allowance of failed AUTHs refills."
     )
     var authFailureWindow: Double = 60
+    @Flag(
+        name: .customLong("throttle-refuse-connections"),
+        help:
+            "Close new connections from a throttled address before TLS (off by default: it also refuses a legitimate client behind the same NAT)."
+    )
+    var throttleRefuseConnections = false
+    @Option(
+        name: .customLong("throttle-exempt"),
+        help: "Addresses --throttle-refuse-connections never refuses, as CIDR,… (e.g. 10.0.0.0/8,2001:db8::/32)."
+    )
+    var throttleExempt: String?
     @Option(name: .customLong("max-msg-rate"), help: "MSG lines per second per connection, as N or N/s (0: no limit).")
     var maxMsgRate: String = "0"
     @Option(
@@ -146,6 +191,23 @@ struct Serve: ParsableCommand {
     var sessionTickets: Int = 1
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
+    @Flag(
+        name: .customLong("proxy-protocol"),
+        help:
+            "Behind a load balancer: every connection must come from a --proxy-from address and begin with a PROXY protocol header (v1 or v2) naming the client, whose address is then the peer for the journal, throttling, limits and logs."
+    )
+    var proxyProtocol = false
+    @Option(
+        name: .customLong("proxy-from"),
+        help: "The load balancers' addresses, as CIDR,… (e.g. 10.0.0.5,10.0.1.0/24); needed with --proxy-protocol."
+    )
+    var proxyFrom: String?
+    @Option(
+        name: .customLong("metrics-address"),
+        help:
+            "Serve /metrics (Prometheus), /healthz and /readyz over plain HTTP on HOST:PORT ([::1]:9100 for IPv6). Off by default; bind it to loopback or a private address."
+    )
+    var metricsAddress: String?
     @Option(
         name: .customLong("log-format"),
         help: "Log lines as text (key=value) or json (one object per line, for log shippers)."
@@ -157,6 +219,7 @@ struct Serve: ParsableCommand {
             "Accept a private key, tokens file and client map that their group may read (mode 0640, e.g. Debian's ssl-cert group). Never group-writable, never readable by others."
     )
     var allowGroupRead = false
+    @OptionGroup(title: "OAuth 2.0 access tokens (JWT)") var jwt: JWTOptions
 
     func validate() throws {
         // Every number gets a range here, at start: a value that passes is one the server can
@@ -179,6 +242,8 @@ struct Serve: ParsableCommand {
                 unit: "bytes (or 0: never roll)"
             )
         }
+        try FlagRange.check("--auth-timeout", authTimeout, 0.001...86_400, unit: "seconds")
+        try FlagRange.check("--max-in-flight-bytes", maxInFlightBytes, 4096...(1 << 30), unit: "bytes")
         try FlagRange.check("--journal-queue-bytes", journalQueueBytes, Serve.journalQueueBytesRange, unit: "bytes")
         try FlagRange.check("--auth-failure-limit", authFailureLimit, 0...1_000_000)
         try FlagRange.check("--auth-failure-window", authFailureWindow, 0.001...86_400, unit: "seconds")
@@ -205,6 +270,26 @@ struct Serve: ParsableCommand {
             throw FlagRange.Error("--client-map needs --client-auth optional or required")
         }
         try validateStore()
+        if let throttleExempt {
+            guard AddressRange.list(throttleExempt) != nil else {
+                throw FlagRange.Error("--throttle-exempt must be CIDR,… (e.g. 10.0.0.0/8,2001:db8::/32)")
+            }
+            guard throttleRefuseConnections else {
+                throw FlagRange.Error("--throttle-exempt needs --throttle-refuse-connections")
+            }
+        }
+        if proxyProtocol {
+            guard let proxyFrom, let ranges = AddressRange.list(proxyFrom), !ranges.isEmpty else {
+                throw FlagRange.Error("--proxy-protocol needs --proxy-from CIDR,… (the load balancers' addresses)")
+            }
+        } else if proxyFrom != nil {
+            throw FlagRange.Error("--proxy-from needs --proxy-protocol")
+        }
+        if let metricsAddress, Serve.hostAndPort(metricsAddress) == nil {
+            throw FlagRange.Error(
+                "--metrics-address must be HOST:PORT with PORT from 0 to 65535 (got \(metricsAddress))"
+            )
+        }
         guard ["text", "json"].contains(logFormat) else {
             throw FlagRange.Error("--log-format must be text or json (got \(logFormat))")
         }
@@ -332,6 +417,14 @@ extension Serve {
         config.authFailureWindowSeconds = authFailureWindow
         config.maxMessageRate = Serve.messageRate(maxMsgRate)!
         config.allowGroupReadableSecrets = allowGroupRead
+        config.authTimeoutMs = max(1, Int(authTimeout * 1000))
+        config.maxInFlightBytesPerConnection = maxInFlightBytes
+        config.throttleRefuseConnections = throttleRefuseConnections
+        config.throttleExempt = throttleExempt.flatMap(AddressRange.list) ?? []
+        config.jwt = jwt.configuration
+        config.proxyProtocol = proxyProtocol
+        config.proxyFrom = proxyFrom.flatMap(AddressRange.list) ?? []
+        config.metricsAddress = metricsAddress.flatMap(Serve.hostAndPort)
         return config
     }
 
@@ -340,6 +433,17 @@ extension Serve {
         let m = server.metrics
         return "listening on \(server.boundAddress); \(m["connections_open"] ?? 0) connections, "
             + "\(m["messages_acknowledged"] ?? 0) messages acknowledged"
+    }
+
+    /// `HOST:PORT` or `[IPV6]:PORT`; nil if malformed.
+    static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        return (host, port)
     }
 
     /// `N` or `N/s` as messages per second; nil if malformed.

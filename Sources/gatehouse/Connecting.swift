@@ -18,6 +18,8 @@ struct OpenSession {
     let greeting: String
     /// Who the server knows us as, or nil when nobody authenticated (shell without a token).
     let user: String?
+    /// The token that authenticated the connection (nil: a client certificate, or nobody).
+    var token: String? = nil
 }
 
 extension ConnectionOptions {
@@ -64,7 +66,7 @@ extension ConnectionOptions {
             }
             throw ExitCode(ExitStatus.connectFailed)
         }
-        return OpenSession(client: client, connection: connection, greeting: greeting, user: user)
+        return OpenSession(client: client, connection: connection, greeting: greeting, user: user, token: token)
     }
 
     /// A failure to connect, with a hint at the usual cause.

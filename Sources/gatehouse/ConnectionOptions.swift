@@ -45,6 +45,14 @@ struct ConnectionOptions: ParsableArguments {
     )
     var tokenFile: String?
     @Option(
+        name: .customLong("token-command"),
+        help: ArgumentHelp(
+            "Command whose output is the token, e.g. an OAuth 2.0 access token from your identity provider (env GATEHOUSE_TOKEN_COMMAND); 'send' runs it again to re-authenticate before the token expires.",
+            valueName: "command"
+        )
+    )
+    var tokenCommand: String?
+    @Option(
         name: .customLong("timeout"),
         help: "Seconds to wait for connect, handshake and each reply (env GATEHOUSE_TIMEOUT; default 10)."
     )
@@ -72,6 +80,9 @@ struct ConnectionOptions: ParsableArguments {
     func validate() throws {
         if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1 to 65535") }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if tokenFile != nil && tokenCommand != nil {
+            throw ValidationError("give --token-file or --token-command, not both")
+        }
         _ = try resolvedPort()
     }
 
@@ -97,10 +108,28 @@ struct ConnectionOptions: ParsableArguments {
         return config
     }
 
-    /// The token: --token-file, else GATEHOUSE_TOKEN, else GATEHOUSE_TOKEN_FILE, else the
-    /// development server's data/dev-token. Nil when none is set (a client certificate may do).
+    /// The command that prints the token, when that is where the token comes from: --token-command,
+    /// else GATEHOUSE_TOKEN_COMMAND unless --token-file or GATEHOUSE_TOKEN gives the token itself.
+    var resolvedTokenCommand: String? {
+        if let tokenCommand { return tokenCommand }
+        if tokenFile != nil || Self.env("TOKEN") != nil { return nil }
+        return Self.env("TOKEN_COMMAND")
+    }
+
+    /// The token: --token-file, --token-command, else GATEHOUSE_TOKEN, GATEHOUSE_TOKEN_COMMAND,
+    /// GATEHOUSE_TOKEN_FILE, else the development server's data/dev-token. Nil when none is set
+    /// (a client certificate may do).
+    ///
+    /// > Warning: runs the token command, if that is where the token comes from (up to 30 s).
     func token() throws -> String? {
         if let path = tokenFile { return try readToken(path) }
+        if let command = resolvedTokenCommand {
+            do { return try TokenCommand.run(command) } catch {
+                // Like a refused AUTH: nothing was sent (exit status 2).
+                Console.error("gatehouse: \(error.message)")
+                throw ExitCode(ExitStatus.connectFailed)
+            }
+        }
         if let value = Self.env("TOKEN") { return value.trimmingWhitespace() }
         if let path = Self.env("TOKEN_FILE") { return try readToken(path) }
         if fileExists(Defaults.tokenFile) { return try readToken(Defaults.tokenFile) }

@@ -14,6 +14,8 @@ struct Send: ParsableCommand {
 
             Each ACK is printed to standard output as the server sent it ("ACK 1"); each refusal goes to standard error with the message's name ("message 2", "line 7") and the server's reason. With --quiet only a summary is printed.
 
+            With --token-command the token is an access token (a JWT) the command prints; a long send runs the command again before the token expires and re-authenticates the connection with the new one.
+
             Exit status: 0 every message acknowledged; 1 some message refused; 2 could not connect, verify the server or authenticate (nothing sent); 3 the connection broke: standard error then lists the messages not acknowledged, which are safe to resend (a message that was written but not answered may have been stored: the server's journal tells).
 
             Examples:
@@ -22,6 +24,7 @@ struct Send: ParsableCommand {
               printf 'a\\nb\\nc\\n' | gatehouse send --quiet
               gatehouse send --file messages.txt --window 256
               GATEHOUSE_TOKEN_FILE=~/.gh-token gatehouse send --host msg.example.com hi
+              tail -f app.log | gatehouse send --token-command 'scripts/dev-idp.sh mint --sub dev'
             """
     )
 
@@ -70,11 +73,13 @@ struct Send: ParsableCommand {
         var lastAcked: String?
         // Ctrl-C stops the send and still reports what was and was not acknowledged.
         let interrupt = Interrupt.install()
-        let summary = PipelinedSender(
-            window: window,
-            replyTimeoutMs: max(timeoutMs, 1000),
-            interruptFD: interrupt
-        ).run(
+        var sender = PipelinedSender(window: window, replyTimeoutMs: max(timeoutMs, 1000), interruptFD: interrupt)
+        // An access token from --token-command is fetched again before it expires, and the
+        // connection re-authenticated with it, so a long send outlives its first token.
+        if let command = connection.resolvedTokenCommand, let token = session.token, let user = session.user {
+            sender.reauthenticator = TokenRefresher(command: command, user: user, token: token)
+        }
+        let summary = sender.run(
             connection: session.connection,
             source: source,
             scratch: scratch

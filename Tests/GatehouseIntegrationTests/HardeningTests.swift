@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseClient
 import TestSupport
 import Testing
 
@@ -61,24 +62,31 @@ struct HardeningTests {
 
     // MARK: authentication throttling
 
-    @Test func repeatedFailuresAreRateLimitedEvenWithTheRightTokenUntilTheBucketRefills() throws {
+    @Test func aThrottledAddressHasItsFailuresClosedButItsRightTokensAcceptedUntilTheBucketRefills() throws {
         // Three failures, then one more allowed per second.
         let server = try ServerProcess(arguments: ["--auth-failure-limit", "3", "--auth-failure-window", "3"])
         let token = server.tokens["alice"]!
         let conn = try server.client().connect()
         for _ in 0..<3 { #expect(try conn.request("AUTH alice wrong").hasPrefix("ERR AUTH_FAILED")) }
+        // Throttled now: a failure is RATE_LIMITED and ends the connection.
         #expect(try conn.request("AUTH alice wrong").hasPrefix("ERR RATE_LIMITED"))
-        #expect(try conn.request("AUTH alice \(token)").hasPrefix("ERR RATE_LIMITED"))
-        // The limit is per address: another connection from it is limited too.
+        #expect(throws: ClientError.self) { _ = try conn.readLine() }
+        // The limit is per address: another connection from it gets the same for a failure...
         let other = try server.client().connect()
-        #expect(try other.request("AUTH alice \(token)").hasPrefix("ERR RATE_LIMITED"))
-        // RATE_LIMITED spends no error budget (10): many more keep the connection open.
-        for _ in 0..<12 { #expect(try conn.request("AUTH alice \(token)").hasPrefix("ERR RATE_LIMITED")) }
-        #expect(try conn.request("PING") == "PONG")
+        #expect(try other.request("AUTH bob wrong").hasPrefix("ERR RATE_LIMITED"))
+        #expect(throws: ClientError.self) { _ = try other.request("PING") }
+        // ...while the right token still authenticates (a client behind the same NAT).
+        let legitimate = try server.client().connect()
+        #expect(try legitimate.request("AUTH alice \(token)") == "OK AUTH alice")
+        #expect(try legitimate.request("MSG while throttled") == "ACK 1")
+        // Once a failure's worth has refilled, a failure is an ordinary AUTH_FAILED again.
         usleep(1_200_000)
-        #expect(try conn.request("AUTH alice \(token)") == "OK AUTH alice")
-        #expect(try conn.request("MSG after the wait") == "ACK 1")
-        #expect(server.log.contains("authentication throttled"))
+        let later = try server.client().connect()
+        #expect(try later.request("AUTH alice wrong").hasPrefix("ERR AUTH_FAILED"))
+        #expect(try later.request("PING") == "PONG")
+        #expect(server.log.contains("authentication failed from a throttled address"))
+        // Logged once the closed connections have lingered (until EOF or 2 s).
+        #expect(server.waitForLog("reason=auth throttled"))
         #expect(!server.log.contains(token))
     }
 
@@ -108,7 +116,11 @@ struct HardeningTests {
     }
 
     @Test func badRateFlagsAreRefused() throws {
-        for arguments in [["--max-msg-rate", "fast"], ["--auth-failure-limit", "-1"], ["--crl", "/dev/null"]] {
+        for arguments in [
+            ["--max-msg-rate", "fast"], ["--auth-failure-limit", "-1"], ["--crl", "/dev/null"],
+            ["--auth-timeout", "0"], ["--auth-timeout", "100000"], ["--max-in-flight-bytes", "100"],
+            ["--throttle-exempt", "10.0.0.0/8"], ["--throttle-refuse-connections", "--throttle-exempt", "10.0.0.0/33"],
+        ] {
             #expect(throws: (any Error).self, "\(arguments)") { _ = try ServerProcess(arguments: arguments) }
         }
     }

@@ -153,13 +153,14 @@ struct CommandParserTests {
         #expect(isSyntax(parse("AUTH \(user) tok")))
     }
 
-    @Test func acceptsTokenOf256Bytes() {
-        let token = String(repeating: "t", count: 256)
-        #expect(parse("AUTH a \(token)") == .success(.auth(user: 5..<6, token: 7..<263)))
+    @Test func acceptsTokenOf16384Bytes() {
+        // A signed JWT is a long token: RS256 alone is 342 characters of signature.
+        let token = String(repeating: "t", count: 16384)
+        #expect(parse("AUTH a \(token)") == .success(.auth(user: 5..<6, token: 7..<16391)))
     }
 
-    @Test func rejectsTokenOf257Bytes() {
-        let token = String(repeating: "t", count: 257)
+    @Test func rejectsTokenOf16385Bytes() {
+        let token = String(repeating: "t", count: 16385)
         #expect(parse("AUTH a \(token)") == .failure(.syntax("token too long")))
     }
 
@@ -187,6 +188,6 @@ struct CommandParserTests {
 
     @Test func limitsMatchTheTokensFile() {
         #expect(CommandParser.maxUserLength == 64)
-        #expect(CommandParser.maxTokenLength == 256)
+        #expect(CommandParser.maxTokenLength == 16384)
     }
 }

@@ -133,6 +133,8 @@ struct ReplyTests {
             ErrorCode.allCases.map(\.rawValue) == [
                 "NOAUTH", "AUTH_FAILED", "SYNTAX", "UNKNOWN_COMMAND", "EMPTY", "TOO_LONG", "BAD_UTF8", "BAD_CHAR",
                 "RATE_LIMITED", "UNAVAILABLE", "TOO_MANY_ERRORS", "BUSY", "IDLE_TIMEOUT", "SHUTTING_DOWN",
+                "AUTH_TIMEOUT",
+                "AUTH_EXPIRED",
             ]
         )
     }
@@ -141,6 +143,7 @@ struct ReplyTests {
         (ErrorCode.noAuth, true), (.authFailed, true), (.syntax, true), (.unknownCommand, true), (.empty, true),
         (.tooLong, true), (.badUTF8, true), (.badChar, true), (.rateLimited, false), (.unavailable, false),
         (.tooManyErrors, false), (.busy, false), (.idleTimeout, false), (.shuttingDown, false),
+        (.authTimeout, false), (.authExpired, false),
     ])
     func spendsBudgetPerCode(_ code: ErrorCode, _ spends: Bool) {
         #expect(code.spendsBudget == spends)

@@ -130,15 +130,14 @@ struct SessionTests {
         #expect(s.receive("AUTHX a b").errorCode == .unknownCommand)
     }
 
-    @Test func throttledAuthIsRateLimitedAndFree() {
+    @Test func failedAuthFromAThrottledAddressIsRateLimitedAndCloses() {
         var s = Session(errorBudget: 2)
-        for _ in 0..<5 {
-            let action = s.authenticationThrottled()
-            #expect(action.errorCode == .rateLimited)
-            #expect(!action.closes)
-        }
-        #expect(s.errorsLeft == 2)
-        #expect(!s.isClosed)
+        _ = s.receive("AUTH alice wrong")
+        let action = s.authenticationResult(user: "alice", succeeded: false, addressThrottled: true)
+        #expect(action.errorCode == .rateLimited)
+        #expect(action.closes)
+        #expect(s.errorsLeft == 1)
+        #expect(s.isClosed)
     }
 
     // MARK: - MSG

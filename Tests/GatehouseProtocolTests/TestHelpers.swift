@@ -71,11 +71,11 @@ func chunked(_ input: [UInt8], size: Int) -> [[UInt8]] {
 }
 
 extension Session {
-    mutating func receive(_ line: [UInt8]) -> Action {
-        line.withUnsafeBytes { receivedLine($0) }
+    mutating func receive(_ line: [UInt8], now: UInt64 = 0) -> Action {
+        line.withUnsafeBytes { receivedLine($0, now: now) }
     }
 
-    mutating func receive(_ line: String) -> Action { receive(bytes(line)) }
+    mutating func receive(_ line: String, now: UInt64 = 0) -> Action { receive(bytes(line), now: now) }
 
     /// Drives a full AUTH exchange that the token check accepts.
     mutating func logIn(_ user: String, token: String = "secret") -> Action {

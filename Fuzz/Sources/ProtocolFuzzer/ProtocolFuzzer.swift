@@ -89,7 +89,20 @@ struct FuzzRun {
                     if case .authenticate(let user, let token) = action {
                         precondition(CommandParser.isValidUserName(user) && !token.isEmpty && token.upperBound <= line.count)
                         let succeeded = line[token.upperBound - 1] & 1 == 1
-                        action = session.authenticationResult(user: user, succeeded: succeeded)
+                        let throttled = line[token.upperBound - 1] & 2 == 2
+                        let budget = session.errorsLeft
+                        action = session.authenticationResult(
+                            user: user,
+                            succeeded: succeeded,
+                            addressThrottled: throttled
+                        )
+                        // A throttled address still authenticates a right token; a wrong one
+                        // closes the connection and spends a unit, like any failed AUTH.
+                        if succeeded { precondition(session.user == user && session.errorsLeft == budget) }
+                        if !succeeded && throttled {
+                            if case .replyAndClose = action {} else { preconditionFailure("throttled failure must close") }
+                        }
+                        if !succeeded { precondition(session.errorsLeft == budget - 1) }
                         precondition(session.user == (succeeded ? user : nil) || !succeeded)
                     }
                     if case .journal(let text, let n) = action {

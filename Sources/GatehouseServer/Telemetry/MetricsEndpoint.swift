@@ -1,0 +1,137 @@
+import GatehouseSystem
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The plain-HTTP listener of `--metrics-address`: `GET /metrics` (Prometheus text format),
+/// `/healthz` (200 while the process runs), `/readyz` (200 while it accepts clients and its
+/// store works, 503 otherwise, with the reason in the body).
+///
+/// One thread of its own, never a worker's. Bounded like the rest of the server: one request at
+/// a time (a scraper, a load balancer's probe), each connection given 2 s to send at most
+/// 8 KiB of request head and 2 s to take the answer, a listen backlog of 16. Plain HTTP: bind
+/// it to loopback or a private address (README).
+final class MetricsEndpoint: Sendable {
+    struct Routes: Sendable {
+        let metrics: @Sendable () -> [UInt8]
+        /// nil when ready, else why not.
+        let notReady: @Sendable () -> String?
+    }
+
+    static let maxRequestBytes = 8192
+    let address: String
+    private let listener: Int32
+    private let routes: Routes
+    private let stopping = Atomic<Bool>(false)
+    private let thread: Mutex<OSThread?> = Mutex(nil)
+
+    /// Binds `host:port` (the port may be 0; `address` then names the real one).
+    init(host: String, port: Int, routes: Routes) throws(SystemError) {
+        guard let first = try SocketAddress.resolve(host: host, port: port).first else {
+            throw SystemError("resolve(\(host))", errno: EINVAL)
+        }
+        let fd = try Socket.listen(on: first, backlog: 16, reusePort: false).release()
+        self.listener = fd
+        self.address = (try? Socket.localAddress(fd))?.description ?? first.description
+        self.routes = routes
+    }
+
+    func start() {
+        let started = OSThread(name: "gh-metrics") { [self] in run() }
+        thread.withLock { $0 = started }
+    }
+
+    /// Stops accepting and waits for the thread.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        let running = thread.withLock { t -> OSThread? in
+            defer { t = nil }
+            return t
+        }
+        running?.join()
+        _ = Glibc.close(listener)
+    }
+
+    private func run() {
+        while !stopping.load(ordering: .acquiring) {
+            var poller = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 200) > 0 else { continue }
+            let fd = Glibc.accept(listener, nil, nil)
+            guard fd >= 0 else { continue }
+            serve(fd)
+            _ = Glibc.close(fd)
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var request: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        while !MetricsEndpoint.headEnds(request) {
+            guard request.count < MetricsEndpoint.maxRequestBytes else {
+                respond(fd, status: "431 Request Header Fields Too Large", body: Array("request head too large\n".utf8))
+                return
+            }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }  // closed, or the 2 s passed
+            request += buffer[0..<n]
+        }
+        let (status, body, type) = answer(request)
+        respond(fd, status: status, body: body, contentType: type)
+    }
+
+    /// What to send for a request head: status line, body, content type.
+    func answer(_ request: [UInt8]) -> (String, [UInt8], String) {
+        let firstLine = request.prefix { $0 != 0x0D && $0 != 0x0A }
+        let parts = firstLine.split(separator: 0x20).map { String(decoding: $0, as: UTF8.self) }
+        let text = "text/plain; charset=utf-8"
+        guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else {
+            return ("400 Bad Request", Array("bad request\n".utf8), text)
+        }
+        guard parts[0] == "GET" || parts[0] == "HEAD" else {
+            return ("405 Method Not Allowed", Array("only GET\n".utf8), text)
+        }
+        let path = parts[1].split(separator: "?", maxSplits: 1).first.map(String.init) ?? parts[1]
+        switch path {
+        case "/metrics":
+            return ("200 OK", routes.metrics(), "text/plain; version=0.0.4; charset=utf-8")
+        case "/healthz":
+            return ("200 OK", Array("ok\n".utf8), text)
+        case "/readyz":
+            if let why = routes.notReady() {
+                return ("503 Service Unavailable", Array("not ready: \(why)\n".utf8), text)
+            }
+            return ("200 OK", Array("ready\n".utf8), text)
+        default:
+            return ("404 Not Found", Array("not found; try /metrics, /healthz or /readyz\n".utf8), text)
+        }
+    }
+
+    private func respond(_ fd: Int32, status: String, body: [UInt8], contentType: String = "text/plain") {
+        let head =
+            "HTTP/1.1 \(status)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+            + "Connection: close\r\n\r\n"
+        let bytes = Array(head.utf8) + body
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }
+            sent += n
+        }
+    }
+
+    static func headEnds(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count >= 4 else { return false }
+        for i in 3..<bytes.count
+        where bytes[i] == 0x0A && (bytes[i - 1] == 0x0A || (bytes[i - 1] == 0x0D && bytes[i - 2] == 0x0A)) {
+            return true
+        }
+        return false
+    }
+}

@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The standard `process_*` figures, read from `/proc/self` at scrape time.
+///
+/// > Warning: file I/O; runs on the metrics thread only.
+struct ProcessStats {
+    var cpuSeconds: Double = 0
+    var residentBytes: Int = 0
+    var virtualBytes: Int = 0
+    var openDescriptors: Int = 0
+    var maxDescriptors: Int = 0
+    var startTimeSeconds: Double = 0
+
+    static func read() -> ProcessStats {
+        var stats = ProcessStats()
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let pageSize = sysconf(Int32(_SC_PAGESIZE))
+        // /proc/self/stat: the command name (field 2) may hold spaces; fields count from after ')'.
+        if let text = contents("/proc/self/stat"), let close = text.lastIndex(of: ")") {
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            // After ')': state is index 0, so field N of proc(5) is index N - 3.
+            if fields.count > 21 {
+                let utime = Double(fields[11]) ?? 0
+                let stime = Double(fields[12]) ?? 0
+                stats.cpuSeconds = (utime + stime) / ticks
+                let startTicks = Double(fields[19]) ?? 0
+                stats.startTimeSeconds = bootTime() + startTicks / ticks
+                stats.virtualBytes = Int(fields[20]) ?? 0
+                stats.residentBytes = (Int(fields[21]) ?? 0) * pageSize
+            }
+        }
+        if let dir = opendir("/proc/self/fd") {
+            var count = 0
+            while readdir(dir) != nil { count += 1 }
+            closedir(dir)
+            stats.openDescriptors = max(0, count - 3)  // ".", "..", and the descriptor opendir holds
+        }
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            stats.maxDescriptors = Int(clamping: limit.rlim_cur)
+        }
+        return stats
+    }
+
+    private static func bootTime() -> Double {
+        guard let text = contents("/proc/stat") else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("btime ") {
+            return Double(line.dropFirst(6)) ?? 0
+        }
+        return 0
+    }
+
+    private static func contents(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out += buffer[0..<n]
+            if out.count > 1 << 20 { break }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
