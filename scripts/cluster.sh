@@ -121,7 +121,7 @@ chmod 600 "$work/token"
 
 # 2. The instances.
 proxy_args=()
-[ "$proxy" = v2 ] && proxy_args=(--proxy-protocol --proxy-from 127.0.0.1/32)
+[ "$proxy" = v2 ] && proxy_args=(--proxy-protocol --proxy-from 127.0.0.3/32)
 declare -a ports
 declare -A server_pids
 start_instance() {
@@ -167,6 +167,9 @@ send_proxy=""
     echo "    default_backend instances"
     echo "backend instances"
     echo "    balance roundrobin"
+    # HAProxy connects to the instances from 127.0.0.3, the clients from 127.0.0.1: the peer
+    # column tells which address reached the server (the client's only through the PROXY header).
+    echo "    source 127.0.0.3"
     for i in $(seq 1 "$instances"); do
         echo "    server node-$i 127.0.0.1:${ports[$i]} check inter 500ms fall 2 rise 2 $send_proxy"
     done
@@ -237,8 +240,11 @@ else
     echo "  every acknowledged message is in the table exactly once: NO (missing $missing, stored twice $doubled)"
     status=1
 fi
-if [ "$proxy" = v2 ]; then
-    echo "  peers recorded: $(psql_ -c "SELECT string_agg(DISTINCT split_part(peer, ':', 1), ' ') FROM gatehouse_messages")"
+peers=$(psql_ -c "SELECT string_agg(DISTINCT regexp_replace(peer, ':[0-9]+$', ''), ' ') FROM gatehouse_messages")
+echo "  peer addresses in the table: $peers (clients 127.0.0.1, haproxy 127.0.0.3)"
+if [ "$proxy" = v2 ] && [ "$peers" != 127.0.0.1 ]; then
+    echo "  the PROXY header did not carry the clients' address"
+    status=1
 fi
 for i in $(seq 1 "$((instances - 1))"); do kill -TERM "${server_pids[$i]}" 2>/dev/null || true; done
 for i in $(seq 1 "$((instances - 1))"); do
