@@ -6,7 +6,8 @@
 #     gatehouse-pg when run as root, which PostgreSQL requires), password auth over TCP.
 #  2. --instances gatehouse-server instances on their own ports, --store postgresql, the password
 #     from a 0600 file, each with its own --node-name.
-#  3. HAProxy (Debian's) in TCP mode, round robin, health checks every 500 ms; with
+#  3. HAProxy (Debian's) in TCP mode, round robin, health checks of each instance's /readyz
+#     (--metrics-address) every 500 ms; with
 #     `send-proxy-v2` when the server supports --proxy-protocol (--proxy auto, the default), or
 #     forced on/off with --proxy v2|none.
 #  4. Failover run: --senders concurrent `gatehouse send` clients through HAProxy, each sending
@@ -123,13 +124,15 @@ chmod 600 "$work/token"
 proxy_args=()
 [ "$proxy" = v2 ] && proxy_args=(--proxy-protocol --proxy-from 127.0.0.3/32)
 declare -a ports
+declare -A mports
 declare -A server_pids
 start_instance() {
     local i=$1 port=$2 store=${3:-postgresql}
     "$server_bin" serve --host 127.0.0.1 --port "$port" --workers 1 --cert "$work/pki/server.crt" \
         --key "$work/pki/server.key" --tokens "$work/tokens" --journal "$work/journal-$i.jsonl" \
         --store "$store" --postgresql "$pgurl" --postgresql-password-file "$work/pg-password" \
-        --node-name "node-$i" "${proxy_args[@]}" >/dev/null 2>"$work/server-$i.log" &
+        --node-name "node-$i" --metrics-address "127.0.0.1:${mports[$i]:-0}" "${proxy_args[@]}" \
+        >/dev/null 2>"$work/server-$i.log" &
     local pid=$!
     disown "$pid"  # killed on purpose below: no "Killed" job notice
     pids+=("$pid")
@@ -143,6 +146,7 @@ start_instance() {
 }
 for i in $(seq 1 "$instances"); do
     ports[$i]=$(free_port)
+    mports[$i]=$(free_port)
     start_instance "$i" "${ports[$i]}"
 done
 for _ in $(seq 100); do
@@ -153,7 +157,7 @@ done
 # 3. HAProxy.
 hport=$(free_port)
 send_proxy=""
-[ "$proxy" = v2 ] && send_proxy="send-proxy-v2 check-send-proxy"
+[ "$proxy" = v2 ] && send_proxy="send-proxy-v2"
 {
     echo "global"
     echo "    maxconn 2000"
@@ -167,11 +171,13 @@ send_proxy=""
     echo "    default_backend instances"
     echo "backend instances"
     echo "    balance roundrobin"
+    # Health: the instance's /readyz (503 while its database is unreachable, or it drains).
+    echo "    option httpchk GET /readyz"
     # HAProxy connects to the instances from 127.0.0.3, the clients from 127.0.0.1: the peer
     # column tells which address reached the server (the client's only through the PROXY header).
     echo "    source 127.0.0.3"
     for i in $(seq 1 "$instances"); do
-        echo "    server node-$i 127.0.0.1:${ports[$i]} check inter 500ms fall 2 rise 2 $send_proxy"
+        echo "    server node-$i 127.0.0.1:${ports[$i]} check port ${mports[$i]} inter 500ms fall 2 rise 2 $send_proxy"
     done
 } >"$work/haproxy.cfg"
 haproxy -c -f "$work/haproxy.cfg" >/dev/null
