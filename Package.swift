@@ -36,6 +36,12 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // libpq (Debian: libpq-dev), for the PostgreSQL store; only GatehousePostgres imports it.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         // epoll, eventfd, accept4 and friends: the Linux calls Glibc does not export cleanly.
         .target(name: "CGatehouseLinux"),
         .target(name: "GatehouseTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
@@ -55,11 +61,17 @@ let package = Package(
         ),
         // GatehouseTLS for SHA-256 only (the journal's chained digests): one module owns OpenSSL.
         .target(name: "GatehouseJournal", dependencies: ["GatehouseSystem", "GatehouseTLS"], swiftSettings: hotPath),
+        // The PostgreSQL store: one thread owning one libpq connection, behind `MessageStore`.
+        .target(
+            name: "GatehousePostgres",
+            dependencies: ["CLibPQ", "GatehouseJournal", "GatehouseSystem"],
+            swiftSettings: strict
+        ),
         .target(
             name: "GatehouseServer",
             dependencies: [
                 "GatehouseSystem", "GatehouseTLS", "GatehouseProtocol", "GatehouseAuth", "GatehouseJWT",
-                "GatehouseJournal", .product(name: "Logging", package: "swift-log"),
+                "GatehouseJournal", "GatehousePostgres", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: hotPath
@@ -73,7 +85,7 @@ let package = Package(
             name: "gatehouse-server",
             dependencies: [
                 "GatehouseServer", "GatehouseAuth", "GatehouseTLS", "GatehouseSystem", "GatehouseJournal",
-                "GatehouseJWT", "GatehouseProtocol",
+                "GatehouseJWT", "GatehouseProtocol", "GatehousePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -104,6 +116,10 @@ let package = Package(
         .testTarget(name: "GatehouseJournalTests", dependencies: ["GatehouseJournal", "TestSupport"]),
         // The connection state machine, driven event by event with a fake clock.
         .testTarget(name: "GatehouseServerTests", dependencies: ["GatehouseServer", "GatehouseProtocol"]),
+        .testTarget(
+            name: "GatehousePostgresTests",
+            dependencies: ["GatehousePostgres", "GatehouseJournal", "TestSupport"]
+        ),
         .testTarget(
             name: "GatehouseIntegrationTests",
             dependencies: ["GatehouseClient", "GatehouseSystem", "GatehouseTLS", "TestSupport"]

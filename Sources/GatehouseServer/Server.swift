@@ -90,52 +90,29 @@ public final class Server: Sendable {
         }
         let routes = inboxes
         let health = ServerHealth()
-        let journal: Journal
-        do {
-            let journalLogger = logger
-            let journalPath = config.journalFile
-            journal = try Journal(
-                path: config.journalFile,
-                policy: config.fsync,
-                maxBytes: config.journalMaxBytes,
-                maxQueuedRecords: config.journalMaxQueued,
-                maxQueuedBytes: config.journalMaxQueuedBytes,
-                streamRetention: config.streamRetentionSeconds,
-                maxStreams: config.maxStreams,
-                events: { event in
-                    health.record(event)
-                    switch event {
-                    case .rotated(let segment):
-                        journalLogger.info("journal rotated", metadata: ["segment": "\(segment)"])
-                    case .reopened:
-                        journalLogger.info("journal reopened", metadata: ["path": "\(journalPath)"])
-                    case .writeFailed(let why):
-                        journalLogger.error(
-                            "journal write failed; messages are answered ERR UNAVAILABLE until it works again",
-                            metadata: ["error": "\(why)"]
-                        )
-                    case .recovered:
-                        journalLogger.notice("journal writes work again")
-                    default:
-                        JournalEventLog.log(event, to: journalLogger)
-                    }
-                },
-                completion: { batches in
-                    // Group the flushed batches by worker: one lock and one wake-up per worker.
-                    var byWorker = [[JournalBatch]](repeating: [], count: routes.count)
-                    for batch in batches { byWorker[batch.worker].append(batch) }
-                    for (index, group) in byWorker.enumerated() where !group.isEmpty {
-                        routes[index].post(batches: group)
-                    }
-                }
+        let deliver: @Sendable ([JournalBatch]) -> Void = { batches in
+            // Group the stored batches by worker: one lock and one wake-up per worker.
+            var byWorker = [[JournalBatch]](repeating: [], count: routes.count)
+            for batch in batches { byWorker[batch.worker].append(batch) }
+            for (index, group) in byWorker.enumerated() where !group.isEmpty {
+                routes[index].post(batches: group)
+            }
+        }
+        let journal: any MessageStore
+        let storeDescription: String
+        if let settings = config.postgres {
+            journal = try Server.makePostgresStore(
+                settings,
+                config: config,
+                logger: logger,
+                health: health,
+                completion: deliver
             )
-        } catch { throw ServerError("journal: \(error)") }
-        JournalEventLog.logRecovery(journal.recovery, path: config.journalFile, to: logger)
-        if journal.recovery.truncatedBytes > 0 {
-            logger.warning(
-                "journal: cut a torn last record left by a crash",
-                metadata: ["bytes": "\(journal.recovery.truncatedBytes)", "path": "\(config.journalFile)"]
-            )
+            storeDescription = "postgresql table \(settings.table)"
+        } else {
+            let local = try Server.makeJournal(config, logger: logger, health: health, completion: deliver)
+            journal = local
+            storeDescription = "journal \(config.journalFile) next_id \(local.nextID)"
         }
 
         // One listening socket per worker, all on one port (SO_REUSEPORT): the kernel spreads
@@ -239,8 +216,8 @@ public final class Server: Sendable {
                 "address": "\(boundAddress)", "workers": "\(workerCount)",
                 "tls_min": "\(config.tls.minimumVersion.rawValue)",
                 "client_auth": "\(config.tls.clientAuth.rawValue)",
-                "certificate": "\(tls.certificateFingerprint ?? "-")", "journal": "\(config.journalFile)",
-                "fsync": "\(config.fsync)", "next_id": "\(journal.nextID)", "users": "\(tokens.users.count)",
+                "certificate": "\(tls.certificateFingerprint ?? "-")", "store": "\(storeDescription)",
+                "fsync": "\(config.fsync)", "users": "\(tokens.users.count)",
                 "max_connections": "\(config.maxConnections)", "fd_limit": "\(fdLimit)",
             ]
         )

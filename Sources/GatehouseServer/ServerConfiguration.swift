@@ -1,5 +1,6 @@
 public import GatehouseAuth
 public import GatehouseJournal
+public import GatehousePostgres
 public import GatehouseTLS
 
 /// Everything the server needs to run, already validated by the command line.
@@ -12,6 +13,9 @@ public struct ServerConfiguration: Sendable {
     public var tokensFile: String
     public var journalFile: String
     public var fsync: FsyncPolicy = .always
+    /// `--store postgresql`: messages go to this database instead of the journal (nil: the
+    /// journal). The journal's queue bounds apply to it as well.
+    public var postgres: PostgresSettings?
     /// Roll the journal into numbered segments past this size (nil: one file forever).
     public var journalMaxBytes: Int?
     /// Messages queued for the journal (all workers) past which workers stop reading clients.

@@ -13,7 +13,8 @@ final class ServerShared: Sendable {
     let config: ServerConfiguration
     let logger: Logger
     let metrics = ServerMetrics()
-    let journal: Journal
+    /// The journal or the PostgreSQL store (`--store`): workers submit to either alike.
+    let journal: any MessageStore
     let health: ServerHealth
     /// One per worker, by index: what each counts for /metrics.
     let workerStats: [WorkerStats]
@@ -38,7 +39,7 @@ final class ServerShared: Sendable {
         tokens: TokenStore,
         clientMap: ClientIdentityMap?,
         jwt: JWTVerifier?,
-        journal: Journal,
+        journal: any MessageStore,
         health: ServerHealth = ServerHealth(),
         workerStats: [WorkerStats] = [],
         inboxes: [WorkerInbox] = []

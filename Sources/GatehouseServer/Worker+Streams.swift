@@ -13,6 +13,12 @@ extension Worker {
     func openStream(_ conn: Connection, name: String) -> ConnectionStateMachine.LineStep {
         guard let user = conn.machine.session.user else { return .stop }
         let key = StreamKey(user: user, name: name)
+        guard shared.journal.supportsStreams else {
+            return conn.machine.streamRefused(
+                "streams need the local journal (--store journal); this server stores in PostgreSQL",
+                now: now
+            )
+        }
         guard shared.journal.canOpenStream(key) else {
             logger.warning(
                 "stream refused: the server remembers --max-streams streams",

@@ -22,7 +22,9 @@ enum ConfigSources {
     static let settings: [(name: String, kind: Kind)] = [
         ("host", .string), ("port", .int), ("cert", .string), ("key", .string), ("tokens", .string),
         ("journal", .string), ("fsync", .string), ("journal-queue", .int), ("journal-queue-bytes", .int),
-        ("journal-max-bytes", .int), ("stream-retention", .double), ("max-streams", .int),
+        ("journal-max-bytes", .int), ("stream-retention", .double), ("max-streams", .int), ("store", .string),
+        ("postgresql", .string), ("postgresql-table", .string), ("postgresql-password-file", .string),
+        ("node-name", .string),
         ("workers", .int), ("min-tls", .string), ("max-line", .int), ("error-budget", .int),
         ("handshake-timeout", .double), ("idle-timeout", .double), ("drain-timeout", .double),
         ("max-connections", .int), ("max-connections-per-peer", .int), ("client-ca", .string),
@@ -56,7 +58,8 @@ enum ConfigSources {
         }
         var out = arguments
         for (name, kind) in settings where !mentions(name, in: arguments) {
-            guard let value = try lookUp(name, kind, env: envReader, file: fileReader) else { continue }
+            // An empty string stands for the default (the example's "node-name": "" is the host name).
+            guard let value = try lookUp(name, kind, env: envReader, file: fileReader), !value.isEmpty else { continue }
             switch kind {
             case .flag: if value == "true" { out.append("--\(name)") }
             default: out.append("--\(name)=\(value)")

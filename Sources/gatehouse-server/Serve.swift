@@ -99,6 +99,31 @@ struct Serve: ParsableCommand {
             "Streams the server remembers at most (about 250 bytes each); a STREAM for a new one past it is refused (1 to 10000000)."
     )
     var maxStreams: Int = Journal.defaultMaxStreams
+    @Option(
+        help:
+            "Where messages are stored: journal (the local file, default) or postgresql (a table shared by several instances; see --postgresql)."
+    )
+    var store: String = "journal"
+    @Option(
+        help:
+            "With --store postgresql: a libpq connection string or URL (postgresql://user@host:5432/db), without a password: it comes from PGPASSWORD, PGPASSFILE (~/.pgpass) or --postgresql-password-file."
+    )
+    var postgresql: String = ""
+    @Option(
+        name: .customLong("postgresql-table"),
+        help: "Table for messages (NAME or SCHEMA.NAME), created if missing."
+    )
+    var postgresqlTable: String = "gatehouse_messages"
+    @Option(
+        name: .customLong("postgresql-password-file"),
+        help: "File holding the database password (one line; owned by the server's user, mode 0600)."
+    )
+    var postgresqlPasswordFile: String = ""
+    @Option(
+        name: .customLong("node-name"),
+        help: "This instance's name in each row's node column (default: the host name)."
+    )
+    var nodeName: String = ""
     @Option(help: "Worker threads (default: one per core).")
     var workers: Int = 0
     @Option(name: .customLong("min-tls"), help: "Lowest TLS version: 1.3, or 1.2 (then AEAD suites with ECDHE only).")
@@ -258,6 +283,7 @@ struct Serve: ParsableCommand {
         if clientMap != nil && mode == .off {
             throw FlagRange.Error("--client-map needs --client-auth optional or required")
         }
+        try validateStore()
         if let throttleExempt {
             guard AddressRange.list(throttleExempt) != nil else {
                 throw FlagRange.Error("--throttle-exempt must be CIDR,… (e.g. 10.0.0.0/8,2001:db8::/32)")
@@ -314,7 +340,8 @@ struct Serve: ParsableCommand {
             )
         }
         try Directories.createParent(of: journal)
-        let config = configuration()
+        var config = configuration()
+        config.postgres = try postgresSettings()
 
         // Block the signals before any thread starts, so that every thread inherits the mask and
         // only the main thread's sigtimedwait sees them.
