@@ -210,11 +210,7 @@ public final class Journal: Sendable {
     public func shutdown() {
         queue.withLock { $0.stopping = true }
         EventFD.signal(wakeFD)
-        let t = thread.withLock { t -> OSThread? in
-            defer { t = nil }
-            return t
-        }
-        t?.join()
+        thread.takeAndJoin()
     }
 
     /// The last number stored in stream `key` (0 for a stream it does not know). Any thread.

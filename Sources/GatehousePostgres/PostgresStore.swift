@@ -125,11 +125,7 @@ public final class PostgresStore: MessageStore {
     public func shutdown() {
         queue.withLock { $0.stopping = true }
         EventFD.signal(wakeFD)
-        let t = thread.withLock { t -> OSThread? in
-            defer { t = nil }
-            return t
-        }
-        t?.join()
+        thread.takeAndJoin()
     }
 
     // MARK: the store thread

@@ -1,4 +1,5 @@
 import CGatehouseLinux
+public import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -38,5 +39,17 @@ public final class OSThread: @unchecked Sendable {
     /// Waits for the thread to finish. Call once.
     public func join() {
         pthread_join(handle, nil)
+    }
+}
+
+extension Mutex where Value == OSThread? {
+    /// Takes the thread out (a second call finds none) and joins it: the stop of a service that
+    /// owns one thread (the journal, the PostgreSQL store, the metrics endpoint).
+    public func takeAndJoin() {
+        let thread = withLock { thread -> OSThread? in
+            defer { thread = nil }
+            return thread
+        }
+        thread?.join()
     }
 }

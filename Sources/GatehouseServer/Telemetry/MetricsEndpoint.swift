@@ -46,11 +46,7 @@ final class MetricsEndpoint: Sendable {
     /// Stops accepting and waits for the thread.
     func stop() {
         stopping.store(true, ordering: .releasing)
-        let running = thread.withLock { t -> OSThread? in
-            defer { t = nil }
-            return t
-        }
-        running?.join()
+        thread.takeAndJoin()
         _ = Glibc.close(listener)
     }
 

@@ -13,34 +13,47 @@ let benchmarks: @Sendable () -> Void = {
         maxIterations: 300
     )
     for (name, peers) in [("1,000 peers", 1000), ("100,000 /64s", 100_000)] {
-        Benchmark("Throttle: 100 failures, table of \(name)") { (benchmark: Benchmark, state: ThrottleState) in
+        Benchmark("Throttle: 100 failures, table of \(name)") {
+            (benchmark: Benchmark, state: ThrottleState<AuthFailureThrottle>) in
             for _ in benchmark.scaledIterations { state.fail(100) }
         } setup: {
-            ThrottleState(filledWith: peers)
+            ThrottleState<AuthFailureThrottle>(filledWith: peers)
         }
-        Benchmark("Legacy throttle: 100 failures, table of \(name)") { (benchmark: Benchmark, state: LegacyState) in
+        Benchmark("Legacy throttle: 100 failures, table of \(name)") {
+            (benchmark: Benchmark, state: ThrottleState<LegacyThrottle>) in
             for _ in benchmark.scaledIterations { state.fail(100) }
         } setup: {
-            LegacyState(filledWith: peers)
+            ThrottleState<LegacyThrottle>(filledWith: peers)
         }
     }
+}
+
+/// What both throttles offer the benchmark.
+protocol FailureRecorder {
+    init()
+    mutating func recordFailure(_ peer: PeerKey, now: UInt64)
+    var trackedPeers: Int { get }
+}
+
+extension AuthFailureThrottle: FailureRecorder {
+    init() { self.init(limit: 3, windowSeconds: 3600) }
+}
+
+extension LegacyThrottle: FailureRecorder {
+    init() { self.init(limit: 3, windowSeconds: 3600) }
 }
 
 /// A throttle filled with `peers` /64s and a supply of fresh attacker keys; a class, so that the
 /// table is mutated in place (a struct copy would copy the whole table on each iteration).
-final class ThrottleState {
-    var throttle = AuthFailureThrottle(limit: 3, windowSeconds: 3600)
+final class ThrottleState<Throttle: FailureRecorder> {
+    var throttle = Throttle()
     var now: UInt64 = 0
     var next = 0
     let attackers: [PeerKey]
 
     init(filledWith peers: Int) {
-        attackers = (0..<100_000).map { Self.key(prefix: "2001:db9", $0) }
-        for i in 0..<peers { record(Self.key(prefix: "2001:db8", i)) }
-    }
-
-    static func key(prefix: String, _ i: Int) -> PeerKey {
-        PeerKey(peer: "[\(prefix):\(String(i >> 16, radix: 16)):\(String(i & 0xFFFF, radix: 16))::1]:4000")
+        attackers = (0..<100_000).map { key(prefix: "2001:db9", $0) }
+        for i in 0..<peers { record(key(prefix: "2001:db8", i)) }
     }
 
     func record(_ key: PeerKey) {
@@ -57,29 +70,8 @@ final class ThrottleState {
     }
 }
 
-final class LegacyState {
-    var throttle = LegacyThrottle(limit: 3, windowSeconds: 3600)
-    var now: UInt64 = 0
-    var next = 0
-    let attackers: [PeerKey]
-
-    init(filledWith peers: Int) {
-        attackers = (0..<100_000).map { ThrottleState.key(prefix: "2001:db9", $0) }
-        for i in 0..<peers { record(ThrottleState.key(prefix: "2001:db8", i)) }
-    }
-
-    func record(_ key: PeerKey) {
-        now += 1000
-        throttle.recordFailure(key, now: now)
-    }
-
-    func fail(_ count: Int) {
-        for _ in 0..<count {
-            record(attackers[next % attackers.count])
-            next += 1
-        }
-        blackHole(throttle.trackedPeers)
-    }
+func key(prefix: String, _ i: Int) -> PeerKey {
+    PeerKey(peer: "[\(prefix):\(String(i >> 16, radix: 16)):\(String(i & 0xFFFF, radix: 16))::1]:4000")
 }
 
 /// The throttle before issue 9 (scan-and-copy eviction), kept here only as the baseline.
