@@ -119,7 +119,10 @@ struct PostgresFailureTests {
         load.run(server: server, clients: 12, tag: "load")
         let before = ackedBeforeRestart.withLock { $0 }
         #expect(load.acknowledged.count >= before + 200, "the server did not recover after the restart")
-        #expect(load.unavailableCount > 0, "no message was answered UNAVAILABLE while the database was down")
+        // Whether a group was in flight at the instant of the crash (and so answered UNAVAILABLE)
+        // is timing: the store may have seen the outage between two groups and stopped the
+        // readers first. What must hold either way is below; that messages sent while the
+        // database is down are never acknowledged is nothingIsAcknowledgedWhileTheDatabaseIsStopped.
         #expect(load.otherReplies.isEmpty, "\(load.otherReplies.prefix(3))")
         #expect(server.isRunning)
         try Self.checkStored(load.acknowledged, in: db)
