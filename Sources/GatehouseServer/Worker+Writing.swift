@@ -21,8 +21,9 @@ extension Worker {
                     if let held = closedHolders[owner] { outcomeAfterClose(held) }
                     continue
                 }
-                conn.machine.journalOutcome(stored: done.isStored(i))
-                acked += 1
+                let storedHere = done.isStored(i)
+                conn.machine.journalOutcome(stored: storedHere)
+                if storedHere { acked += 1 }  // a stream record refused for a gap is no ACK
                 markDirty(conn)
                 if conn.streamKey != nil { releaseStreamIfDone(conn) }
             }
