@@ -20,4 +20,16 @@ swift format lint --strict --recursive Sources Tests Package.swift
 
 # Build everything first (the integration tests run the built gatehouse-server binary).
 swift build --build-tests "$@"
-swift test --skip-build "$@"
+# The test runner process itself has died with SIGSEGV about once in ten full runs (seen twice,
+# at different tests, both times while many tests start processes in parallel; not yet
+# reproduced in isolation — see the issue notes). A crash of the runner is not a test failure:
+# rerun once then, loudly. A failing test is never rerun.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if swift test --skip-build "$@" 2>&1 | tee "$log"; then exit 0; fi
+if grep -q "exited with unexpected signal code" "$log"; then
+    echo "test.sh: the test runner crashed ($(grep -o 'unexpected signal code [0-9]*' "$log" | head -1)); running the tests once more" >&2
+    swift test --skip-build "$@"
+else
+    exit 1
+fi
