@@ -1,3 +1,5 @@
+import GatehouseSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,16 +54,12 @@ public enum SecretFile {
         }
         guard st.st_mode & S_IFMT == S_IFREG else { throw AuthError("\(what) \(path) is not a regular file") }
         try check(st)
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw AuthError("cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
-            if n == 0 { return out }
-            out.append(contentsOf: buf[0..<n])
-            if out.count > 64 << 20 { throw AuthError("\(what) \(path) is larger than 64 MiB") }
+        let bytes: [UInt8]?
+        do { bytes = try FileIO.readAll(fd, limit: 64 << 20) } catch {
+            throw AuthError("cannot read \(what) \(path): \(error)")
         }
+        guard let bytes else { throw AuthError("\(what) \(path) is larger than 64 MiB") }
+        return bytes
     }
 
     private static func checkOwner(_ st: stat, path: String, what: String) throws(AuthError) {

@@ -182,6 +182,23 @@ public enum FileIO {
         }
     }
 
+    /// Reads from the current offset to the end of the file; nil past `limit` bytes (the caller
+    /// names the file in its own error).
+    public static func readAll(_ fd: Int32, limit: Int) throws(SystemError) -> [UInt8]? {
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read", errno: errno)
+            }
+            if n == 0 { return out }
+            out.append(contentsOf: buffer[0..<n])
+            if out.count > limit { return nil }
+        }
+    }
+
     public static func open(_ path: String, flags: Int32, mode: UInt32 = 0o600) throws(SystemError) -> OwnedFD {
         while true {
             let fd = Glibc.open(path, flags | O_CLOEXEC, mode_t(mode))

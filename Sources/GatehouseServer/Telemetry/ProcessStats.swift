@@ -1,3 +1,5 @@
+import GatehouseSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,18 +55,8 @@ struct ProcessStats {
     }
 
     private static func contents(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            out += buffer[0..<n]
-            if out.count > 1 << 20 { break }
-        }
-        return String(decoding: out, as: UTF8.self)
+        guard let fd = try? FileIO.open(path, flags: O_RDONLY), let bytes = try? FileIO.readAll(fd.raw, limit: 1 << 20)
+        else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
