@@ -19,6 +19,7 @@ let package = Package(
         // For Benchmarks/Micro (ordo-one/benchmark), a package of its own.
         .library(name: "GatehouseAuth", targets: ["GatehouseAuth"]),
         .library(name: "GatehouseProtocol", targets: ["GatehouseProtocol"]),
+        .library(name: "GatehouseJournal", targets: ["GatehouseJournal"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -39,8 +39,7 @@ public struct LineFramer {
         let count = input.count
         while start < count {
             // Find the next LF in the rest of the chunk.
-            let rest = UnsafeRawBufferPointer(rebasing: input[start...])
-            let lf = rest.firstIndex(of: 0x0A).map { $0 + start }
+            let lf = SWAR.firstIndex(of: 0x0A, in: input, from: start)
 
             if discarding {
                 guard let lf else { return count }  // still inside the long line: drop it all
@@ -57,7 +56,7 @@ public struct LineFramer {
                     discarding = true
                     if !body(.tooLong) { return count }
                 } else {
-                    partial.append(contentsOf: rest)
+                    partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[start...]))
                 }
                 return count
             }

@@ -84,6 +84,24 @@ public enum SWAR {
         return (y &- ones) & ~y & highs != 0
     }
 
+    /// The offset of the first `b` in `bytes` at or after `start`, eight bytes per step: the
+    /// framer's search for LF, about three times faster per byte than a byte-by-byte scan.
+    @inlinable
+    public static func firstIndex(of b: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        var i = start
+        let n = bytes.count
+        while i + 8 <= n {
+            let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            if hasByte(word, b) { break }  // the byte loop below finds which one
+            i += 8
+        }
+        while i < n {
+            if bytes[i] == b { return i }
+            i += 1
+        }
+        return nil
+    }
+
     /// All eight bytes are ASCII from 0x20 to 0x7E.
     @inlinable @inline(__always)
     public static func isPlainASCII(_ x: UInt64) -> Bool {

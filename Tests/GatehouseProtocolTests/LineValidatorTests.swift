@@ -267,3 +267,29 @@ struct LineValidatorTests {
         #expect(disagreements.isEmpty, "first: \(disagreements.prefix(5).map(escaped))")
     }
 }
+
+@Suite("SWAR search")
+struct SWARSearchTests {
+    /// `SWAR.firstIndex` against a plain scan: every length to 40, every start, the searched byte
+    /// at every place or absent, among neighbours that differ from it by one bit (0x0B, 0x8A,
+    /// 0x0E, 0x1A, 0x4A), where a word test with false hits or misses would show.
+    @Test func agreesWithAPlainScan() {
+        let fillers: [UInt8] = [0x0B, 0x8A, 0x0E, 0x1A, 0x4A, 0x61, 0xFF, 0x00]
+        var mismatches: [String] = []
+        for length in 0...40 {
+            for place in [-1] + Array(0..<length) {
+                var bytes = (0..<length).map { fillers[$0 % fillers.count] }
+                if place >= 0 { bytes[place] = 0x0A }
+                if place >= 0 && place + 3 < length { bytes[place + 3] = 0x0A }  // a second one later
+                bytes.withUnsafeBytes { buffer in
+                    for start in 0...length {
+                        let expected = buffer[start...].firstIndex(of: 0x0A)
+                        let found = SWAR.firstIndex(of: 0x0A, in: buffer, from: start)
+                        if found != expected { mismatches.append("len \(length) LF at \(place) from \(start)") }
+                    }
+                }
+            }
+        }
+        #expect(mismatches.isEmpty, "first: \(mismatches.prefix(5))")
+    }
+}
