@@ -24,6 +24,8 @@ swift build --build-tests "$@"
 # at different tests, both times while many tests start processes in parallel; not yet
 # reproduced in isolation — see the issue notes). A crash of the runner is not a test failure:
 # rerun once then, loudly. A failing test is never rerun.
+# Swift's own backtracer prints the crashing thread's stack into the log if that happens again.
+export SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-enable=yes,interactive=no,threads=all}"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if swift test --skip-build "$@" 2>&1 | tee "$log"; then exit 0; fi
