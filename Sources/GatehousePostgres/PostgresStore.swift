@@ -21,8 +21,8 @@ public enum PostgresEvent: Sendable, Equatable {
 /// The PostgreSQL store: one thread, one libpq connection, one transaction per group.
 ///
 /// Workers `submit` batches as to the journal, and ask where a stream stands with
-/// `lookUpStreamLast` (answered from the table, on this thread: `PostgresStore+Streams`). The store thread takes every batch waiting (up
-/// to `maxGroupBytes`), sends them as one `INSERT … SELECT FROM json_to_recordset($1)` and
+/// `lookUpStreamLast` (answered from the table, on the store's thread: `PostgresStore+Streams`).
+/// The store thread takes every batch waiting (up to `maxGroupBytes`), sends them as one `INSERT … SELECT FROM json_to_recordset($1)` and
 /// waits for its result: the result of an autocommit statement arrives after its COMMIT, so the
 /// batches are `.stored` only then. A statement that fails, or a connection lost before the
 /// result, fails the group (`ERR UNAVAILABLE`, never `ACK`): it may or may not have committed,
@@ -200,7 +200,12 @@ public final class PostgresStore: MessageStore {
             applicationName: "gatehouse \(settings.node)"
         )
         try c.execute(PostgresSettings.createSQL(table), timeoutMs: settings.timeoutMs)
-        try c.prepare("gh_insert", PostgresSettings.insertSQL(table), timeoutMs: settings.timeoutMs)
+        try c.prepare("gh_insert", PostgresSettings.insertSQL(table, streams: false), timeoutMs: settings.timeoutMs)
+        try c.prepare(
+            "gh_insert_streams",
+            PostgresSettings.insertSQL(table, streams: true),
+            timeoutMs: settings.timeoutMs
+        )
         try c.prepare("gh_last", PostgresSettings.streamLastSQL(table), timeoutMs: settings.timeoutMs)
         return c
     }
@@ -254,17 +259,25 @@ public final class PostgresStore: MessageStore {
             var sent = 0
             for batch in batches { sent += batch.appendRecordObjects(to: &json) }
             json.append(0x5D)
+            // Stream records may meet a row another transaction stored: only their statement
+            // carries ON CONFLICT, whose speculative insertion plain groups need not pay for.
+            let streamed = StreamDecision.writtenStreamRecords(batches)
+            var rows = 0
             // Every record a duplicate or refused: nothing to insert.
-            let rows =
-                sent == 0
-                ? 0 : try connection.run("gh_insert", [json, Array(settings.node.utf8)], timeoutMs: settings.timeoutMs)
-            flushSeconds.observe(Double(Process.monotonicNanoseconds() &- started) / 1e9)
-            batchMessages.observe(Double(sent))
+            if sent > 0 {
+                rows = try connection.run(
+                    streamed > 0 ? "gh_insert_streams" : "gh_insert",
+                    [json, Array(settings.node.utf8)],
+                    timeoutMs: settings.timeoutMs
+                )
+                flushSeconds.observe(Double(Process.monotonicNanoseconds() &- started) / 1e9)
+                batchMessages.observe(Double(sent))
+                transactions.add(1, ordering: .relaxed)
+            }
             // Fewer rows than records: stream records another transaction stored (the key).
-            guard rows <= sent, rows >= sent - StreamDecision.writtenStreamRecords(batches) else {
+            guard rows <= sent, rows >= sent - streamed else {
                 throw PostgresError("inserted \(rows) rows for \(sent) messages")
             }
-            if sent > 0 { transactions.add(1, ordering: .relaxed) }
             recordsStored.add(rows, ordering: .relaxed)
             for (key, seq) in updates { known.note(key, seq) }
             complete(batches, .stored)
