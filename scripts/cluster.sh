@@ -312,12 +312,17 @@ if [ "$compare" = 1 ]; then
         done
         echo "$total"
     }
-    bench_streams=()
-    [ "$streams" = 1 ] && bench_streams=(--streams)
-    echo "compare (one instance, 1 worker, bench messages${bench_streams[*]:+ --streams}: 64 connections x window 16 x 64 B, ${seconds}s, $rounds rounds each):"
+    # With --streams: each store plain and through streams, in the same rounds.
+    loads=(plain)
+    [ "$streams" = 1 ] && loads=(plain streams)
+    echo "compare (one instance, 1 worker, bench messages ${loads[*]}: 64 connections x window 16 x 64 B, ${seconds}s, $rounds rounds each):"
     for r in $(seq 1 "$rounds"); do
-        for store in postgresql journal; do
-            i="c-$store-$r"
+        for config in "${loads[@]/#/postgresql-}" "${loads[@]/#/journal-}"; do
+            store=${config%%-*}
+            load=${config#*-}
+            bench_streams=()
+            [ "$load" = streams ] && bench_streams=(--streams)
+            i="c-$config-$r"
             port=$(free_port)
             saved=("${proxy_args[@]}")
             proxy_args=()
@@ -334,7 +339,7 @@ if [ "$compare" = 1 ]; then
             d1=$(db_ticks)
             kill -TERM "$pid"
             for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-            python3 - "$store" "$r" "$work/bench-$i.json" "$((c1 - c0))" "$tick" "$work/server-$i.log" "$((d1 - d0))" <<'PY'
+            python3 - "$config" "$r" "$work/bench-$i.json" "$((c1 - c0))" "$tick" "$work/server-$i.log" "$((d1 - d0))" <<'PY'
 import json, re, sys
 store, r, path, ticks, tick, log, dbticks = sys.argv[1:]
 b = json.load(open(path))
@@ -346,10 +351,32 @@ text = open(log).read()
 rec = re.findall(r"records=(\d+)", text)
 fl = re.findall(r"flushes=(\d+)", text)
 per = f"{int(rec[-1]) / int(fl[-1]):.0f}" if rec and fl and int(fl[-1]) else "?"
-db = f"  + {db_us:4.1f} us PostgreSQL CPU/msg" if store == "postgresql" else " " * 32
-print(f"  {store:10s} round {r}: {rate:8.0f} msgs/s  {cpu_us:4.1f} us server CPU/msg{db}  {per:>4s} rows per transaction (or flush)")
+db = f"  + {db_us:4.1f} us PostgreSQL CPU/msg" if store.startswith("postgresql") else " " * 32
+with open(path + ".row", "w") as f:
+    f.write(f"{store}\t{rate}\t{cpu_us}\t{db_us}\n")
+print(f"  {store:18s} round {r}: {rate:8.0f} msgs/s  {cpu_us:4.1f} us server CPU/msg{db}  {per:>4s} rows per transaction (or flush)")
 PY
         done
     done
+    cat "$work"/bench-c-*.json.row >"$work/compare.tsv"
+    python3 - "$work/compare.tsv" <<'PY'
+import statistics as st, sys
+rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()]
+def med(config, col):
+    v = [float(r[col]) for r in rows if r[0] == config]
+    return st.median(v) if v else float("nan")
+configs = sorted({r[0] for r in rows})
+print("  medians:")
+for c in configs:
+    db = f"  + {med(c, 3):4.1f} us PostgreSQL CPU/msg" if c.startswith("postgresql") else ""
+    print(f"    {c:18s} {med(c, 1):8.0f} msgs/s  {med(c, 2):4.2f} us server CPU/msg{db}")
+def ratio(a, b, what):
+    if a in configs and b in configs:
+        print(f"    {a} / {b}: msgs/s {med(a, 1) / med(b, 1):.2f}, server CPU/msg {med(a, 2) / med(b, 2):.2f}")
+ratio("postgresql-plain", "journal-plain", "")
+ratio("postgresql-streams", "journal-streams", "")
+ratio("postgresql-streams", "postgresql-plain", "")
+ratio("journal-streams", "journal-plain", "")
+PY
 fi
 exit "$status"

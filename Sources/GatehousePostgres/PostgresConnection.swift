@@ -8,7 +8,12 @@ import Glibc
 /// Why talking to PostgreSQL failed, in one line for the log (libpq's message, trimmed).
 public struct PostgresError: Error, CustomStringConvertible, Sendable {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// The statement's SQLSTATE when the server refused it (`23505`: a unique key), else nil.
+    public var sqlState: String?
+    public init(_ message: String, sqlState: String? = nil) {
+        self.message = message
+        self.sqlState = sqlState
+    }
     public var description: String { message }
 }
 
@@ -150,7 +155,11 @@ final class PostgresConnection {
                 rows = Int(String(cString: PQcmdTuples(result))) ?? 0
                 if PQresultStatus(result) == PGRES_TUPLES_OK { tuples(result) }
             default:
-                if failure == nil { failure = PostgresError(PostgresConnection.trim(PQresultErrorMessage(result))) }
+                if failure == nil {
+                    // PG_DIAG_SQLSTATE is the character constant 'C', which Swift does not import.
+                    let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+                    failure = PostgresError(PostgresConnection.trim(PQresultErrorMessage(result)), sqlState: state)
+                }
             }
             PQclear(result)
         }
