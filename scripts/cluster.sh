@@ -16,12 +16,18 @@
 #     and go on with new messages (not resending: an unanswered message may have been stored).
 #     Prints messages per second, reconnects, and whether every acknowledged message is in the
 #     table exactly once (exit status 1 if not).
+#     With --streams: each sender's file goes through a stream (`send --stream`, one stream per
+#     file, --retry-for 30): a sender whose connection broke reconnects through HAProxy by itself,
+#     resumes on another instance from that instance's OK STREAM, and resends what was not
+#     acknowledged; then every line of every file must be in the table exactly once, under its
+#     own number (checked too), not only every acknowledged one.
 #  5. With --compare: `gatehouse bench messages` against one instance directly, --store postgresql
 #     against --store journal (--fsync always), alternating, --rounds each: msgs/s, server CPU
-#     per message (user+sys of the server process over the run), rows per transaction.
+#     per message (user+sys of the server process over the run), rows per transaction. With
+#     --streams the load goes through one stream per connection (`bench messages --streams`).
 #
 # Usage: scripts/cluster.sh [--instances N] [--seconds S] [--senders N] [--batch N]
-#                           [--proxy auto|v2|none] [--compare] [--rounds N] [--bin-dir DIR]
+#                           [--proxy auto|v2|none] [--streams] [--compare] [--rounds N] [--bin-dir DIR]
 #                           [--dir DIR] [--keep]
 #   --bin-dir DIR  use gatehouse-server and gatehouse from DIR (default: build them, release)
 # Needs: postgresql, haproxy, libpq-dev (for the build), python3 (free ports), taskset.
@@ -34,6 +40,7 @@ senders=12
 batch=2000
 proxy=auto
 compare=0
+streams=0
 rounds=2
 bindir=""
 dir=${TMPDIR:-/tmp}
@@ -46,11 +53,12 @@ while [ $# -gt 0 ]; do
         --batch) batch="$2"; shift 2 ;;
         --proxy) proxy="$2"; shift 2 ;;
         --compare) compare=1; shift ;;
+        --streams) streams=1; shift ;;
         --rounds) rounds="$2"; shift 2 ;;
         --bin-dir) bindir="$2"; shift 2 ;;
         --dir) dir="$2"; shift 2 ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
         *) echo "cluster.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -189,16 +197,27 @@ log "haproxy on 127.0.0.1:$hport -> $instances instances (PROXY protocol: $proxy
 # 4. The failover run.
 mkdir -p "$work/msgs" "$work/acks"
 : >"$work/reconnects"
+: >"$work/streams-done"
+: >"$work/stream-failures"
 sender() {
     local k=$1 end=$2 round=0 rc
     while [ "$(now_ms)" -lt "$end" ]; do
         local f="$work/msgs/s$k-r$round"
         seq -f "s$k-r$round-m%.0f" 1 "$batch" >"$f"
         rc=0
+        local stream_args=()
+        [ "$streams" = 1 ] && stream_args=(--stream "s$k-r$round" --retry-for 30)
         "$client_bin" send --host 127.0.0.1 --port "$hport" --ca "$work/pki/ca.crt" --server-name localhost \
-            --user bench --token-file "$work/token" --file "$f" --window 32 \
+            --user bench --token-file "$work/token" --file "$f" --window 32 "${stream_args[@]}" \
             >"$work/acks/s$k-r$round" 2>"$work/acks/s$k-r$round.err" || rc=$?
-        if [ "$rc" != 0 ]; then
+        if [ "$streams" = 1 ]; then
+            # The client reconnects by itself; its summary line counts the reconnects.
+            local n
+            n=$(grep -o '[0-9]* reconnects' "$work/acks/s$k-r$round.err" | tail -n 1 | cut -d' ' -f1)
+            for _ in $(seq 1 "${n:-0}"); do echo "s$k-r$round reconnected" >>"$work/reconnects"; done
+            [ "$rc" = 0 ] && echo "s$k-r$round" >>"$work/streams-done"
+            [ "$rc" = 0 ] || echo "s$k-r$round rc=$rc" >>"$work/stream-failures"
+        elif [ "$rc" != 0 ]; then
             echo "s$k-r$round rc=$rc" >>"$work/reconnects"
             sleep 0.2
         fi
@@ -246,6 +265,25 @@ else
     echo "  every acknowledged message is in the table exactly once: NO (missing $missing, stored twice $doubled)"
     status=1
 fi
+if [ "$streams" = 1 ]; then
+    # Every line of every stream whose send finished is a row, once, under its own number
+    # (line k of s1-r0 is "s1-r0-mk", number k); a send that gave up is a failure too.
+    psql_ -c "CREATE TEMP TABLE done (stream text)" -c "\\copy done FROM '$work/streams-done'" \
+        -c "SELECT (SELECT count(*) FROM done),
+                   (SELECT count(*) FROM done d WHERE (SELECT count(*) FROM gatehouse_messages g
+                                                       WHERE g.stream = d.stream) <> $batch),
+                   (SELECT count(*) FROM gatehouse_messages WHERE stream IS NOT NULL
+                                                             AND text <> stream || '-m' || seq)" >"$work/streams.txt"
+    IFS='|' read -r done_streams incomplete misnumbered <"$work/streams.txt"
+    failed=$(wc -l <"$work/stream-failures")
+    echo "  streams: $done_streams sends finished ($failed gave up), each resumed where the table said after a reconnect"
+    if [ "$incomplete" = 0 ] && [ "$misnumbered" = 0 ] && [ "$failed" = 0 ] && [ "$done_streams" -gt 0 ]; then
+        echo "  every line of every stream is in the table exactly once, under its number: yes"
+    else
+        echo "  every line of every stream is in the table exactly once, under its number: NO ($incomplete streams without exactly $batch rows, $misnumbered rows under another number, $failed sends gave up)"
+        status=1
+    fi
+fi
 peers=$(psql_ -c "SELECT string_agg(DISTINCT regexp_replace(peer, ':[0-9]+$', ''), ' ') FROM gatehouse_messages")
 echo "  peer addresses in the table: $peers (clients 127.0.0.1, haproxy 127.0.0.3)"
 if [ "$proxy" = v2 ] && [ "$peers" != 127.0.0.1 ]; then
@@ -274,10 +312,17 @@ if [ "$compare" = 1 ]; then
         done
         echo "$total"
     }
-    echo "compare (one instance, 1 worker, bench messages: 64 connections x window 16 x 64 B, ${seconds}s, $rounds rounds each):"
+    # With --streams: each store plain and through streams, in the same rounds.
+    loads=(plain)
+    [ "$streams" = 1 ] && loads=(plain streams)
+    echo "compare (one instance, 1 worker, bench messages ${loads[*]}: 64 connections x window 16 x 64 B, ${seconds}s, $rounds rounds each):"
     for r in $(seq 1 "$rounds"); do
-        for store in postgresql journal; do
-            i="c-$store-$r"
+        for config in "${loads[@]/#/postgresql-}" "${loads[@]/#/journal-}"; do
+            store=${config%%-*}
+            load=${config#*-}
+            bench_streams=()
+            [ "$load" = streams ] && bench_streams=(--streams)
+            i="c-$config-$r"
             port=$(free_port)
             saved=("${proxy_args[@]}")
             proxy_args=()
@@ -289,12 +334,12 @@ if [ "$compare" = 1 ]; then
             d0=$(db_ticks)
             "$client_bin" bench messages --host 127.0.0.1 --port "$port" --ca "$work/pki/ca.crt" --server-name localhost \
                 --user bench --token-file "$work/token" --connections 64 --window 16 --size 64 --duration "$seconds" \
-                --json >"$work/bench-$i.json" 2>/dev/null || true
+                "${bench_streams[@]}" --json >"$work/bench-$i.json" 2>/dev/null || true
             c1=$(awk '{print $14+$15}' "/proc/$pid/stat")
             d1=$(db_ticks)
             kill -TERM "$pid"
             for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-            python3 - "$store" "$r" "$work/bench-$i.json" "$((c1 - c0))" "$tick" "$work/server-$i.log" "$((d1 - d0))" <<'PY'
+            python3 - "$config" "$r" "$work/bench-$i.json" "$((c1 - c0))" "$tick" "$work/server-$i.log" "$((d1 - d0))" <<'PY'
 import json, re, sys
 store, r, path, ticks, tick, log, dbticks = sys.argv[1:]
 b = json.load(open(path))
@@ -306,10 +351,32 @@ text = open(log).read()
 rec = re.findall(r"records=(\d+)", text)
 fl = re.findall(r"flushes=(\d+)", text)
 per = f"{int(rec[-1]) / int(fl[-1]):.0f}" if rec and fl and int(fl[-1]) else "?"
-db = f"  + {db_us:4.1f} us PostgreSQL CPU/msg" if store == "postgresql" else " " * 32
-print(f"  {store:10s} round {r}: {rate:8.0f} msgs/s  {cpu_us:4.1f} us server CPU/msg{db}  {per:>4s} rows per transaction (or flush)")
+db = f"  + {db_us:4.1f} us PostgreSQL CPU/msg" if store.startswith("postgresql") else " " * 32
+with open(path + ".row", "w") as f:
+    f.write(f"{store}\t{rate}\t{cpu_us}\t{db_us}\n")
+print(f"  {store:18s} round {r}: {rate:8.0f} msgs/s  {cpu_us:4.1f} us server CPU/msg{db}  {per:>4s} rows per transaction (or flush)")
 PY
         done
     done
+    cat "$work"/bench-c-*.json.row >"$work/compare.tsv"
+    python3 - "$work/compare.tsv" <<'PY'
+import statistics as st, sys
+rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()]
+def med(config, col):
+    v = [float(r[col]) for r in rows if r[0] == config]
+    return st.median(v) if v else float("nan")
+configs = sorted({r[0] for r in rows})
+print("  medians:")
+for c in configs:
+    db = f"  + {med(c, 3):4.1f} us PostgreSQL CPU/msg" if c.startswith("postgresql") else ""
+    print(f"    {c:18s} {med(c, 1):8.0f} msgs/s  {med(c, 2):4.2f} us server CPU/msg{db}")
+def ratio(a, b, what):
+    if a in configs and b in configs:
+        print(f"    {a} / {b}: msgs/s {med(a, 1) / med(b, 1):.2f}, server CPU/msg {med(a, 2) / med(b, 2):.2f}")
+ratio("postgresql-plain", "journal-plain", "")
+ratio("postgresql-streams", "journal-streams", "")
+ratio("postgresql-streams", "postgresql-plain", "")
+ratio("journal-streams", "journal-plain", "")
+PY
 fi
 exit "$status"

@@ -166,30 +166,14 @@ extension Journal {
         return (id, id == s.nextID ? s.digest : digest)
     }
 
-    /// Decides for each stream record of the group whether it is written: a number the stream
-    /// holds already is a duplicate (acknowledged, not written again), the next one is written, a
-    /// later one is refused (one before it failed: writing it would leave a gap). Returns the
-    /// streams' last numbers once the group is stored. On the journal thread.
+    /// Decides for each stream record of the group whether it is written (`StreamDecision`),
+    /// from the stream table. Returns the streams' last numbers once the group is stored. On the
+    /// journal thread.
     private func decideStreams(_ batches: [JournalBatch]) -> [StreamKey: UInt64] {
-        var updates: [StreamKey: UInt64] = [:]
-        guard batches.contains(where: { !$0.streamRecords.isEmpty }) else { return updates }
-        streams.withLock { table in
-            for batch in batches where !batch.streamRecords.isEmpty {
-                var results = [JournalBatch.RecordResult](repeating: .written, count: batch.count)
-                for record in batch.streamRecords {
-                    let last = updates[record.key] ?? table.entries[record.key]?.last ?? 0
-                    if record.seq <= last {
-                        results[record.index] = .duplicate
-                    } else if record.seq == last + 1 {
-                        updates[record.key] = record.seq
-                    } else {
-                        results[record.index] = .refused
-                    }
-                }
-                batch.results = results
-            }
+        guard batches.contains(where: { !$0.streamRecords.isEmpty }) else { return [:] }
+        return streams.withLock { table in
+            StreamDecision.decide(batches) { table.entries[$0]?.last ?? 0 }
         }
-        return updates
     }
 
     /// Saves the stream table beside the journal, forgetting streams past their retention.

@@ -27,17 +27,23 @@ public protocol MessageStore: AnyObject, Sendable {
     var flushSeconds: FixedHistogram { get }
     /// Messages per group stored (group commit), for /metrics.
     var batchMessages: FixedHistogram { get }
-    /// Whether the store de-duplicates stream messages (PROTOCOL.md, Streams): without it,
-    /// `STREAM` is refused rather than promising exactly once.
-    var supportsStreams: Bool { get }
-    /// The highest number of `key` the store holds; 0 for a new stream. Any thread.
-    func streamLast(_ key: StreamKey) -> UInt64
+    /// The highest number of `key` the store holds (0 for a new stream) if it can tell at once,
+    /// without I/O (the journal keeps every stream's number in memory); nil when only the
+    /// store's thread can tell (`lookUpStreamLast`). Any thread.
+    func streamLastNow(_ key: StreamKey) -> UInt64?
+    /// Asks the store's thread for the highest number of `key`: `answer` runs once, on that
+    /// thread (or at once, for a store that knows), with the number, or nil when the store cannot
+    /// tell now (the database is unavailable). Any thread; never blocks on I/O.
+    func lookUpStreamLast(_ key: StreamKey, answer: @escaping @Sendable (UInt64?) -> Void)
     /// Whether `key` may be opened (the store remembers it, or has room for one more).
     func canOpenStream(_ key: StreamKey) -> Bool
 }
 
 extension Journal: MessageStore {
-    public var supportsStreams: Bool { true }
+    public func streamLastNow(_ key: StreamKey) -> UInt64? { streamLast(key) }
+    public func lookUpStreamLast(_ key: StreamKey, answer: @escaping @Sendable (UInt64?) -> Void) {
+        answer(streamLast(key))
+    }
 }
 
 extension JournalBatch {
@@ -47,17 +53,28 @@ extension JournalBatch {
         self.firstID = firstID
     }
 
-    /// Each record as a JSON object (`{"time":…,"user":…,"peer":…,"conn":N,"n":N,"text":…}`),
-    /// appended to `out`, each after a comma unless `out` is empty or ends with `[`: the tails already hold the fields JSON-encoded, so a
-    /// store that takes JSON needs no second encoding of the text.
-    public func appendRecordObjects(to out: inout [UInt8]) {
+    /// Each record to write as a JSON object (`{"time":…,"user":…,"peer":…,"conn":N,"n":N,`
+    /// and for a stream record `"stream":…,"seq":N,` then `"text":…}`), appended to `out`, each
+    /// after a comma unless `out` is empty or ends with `[`: the tails already hold the fields
+    /// JSON-encoded, so a store that takes JSON needs no second encoding of the text. A stream
+    /// record that `StreamDecision` found a duplicate or refused is left out. Returns how many
+    /// records it appended.
+    @discardableResult
+    public func appendRecordObjects(to out: inout [UInt8]) -> Int {
         var start = 0
-        for end in ends {
+        var appended = 0
+        for (i, end) in ends.enumerated() {
+            if !results.isEmpty && results[i] != .written {
+                start = end
+                continue
+            }
+            appended += 1
             if let last = out.last, last != 0x5B { out.append(0x2C) }
             out.append(0x7B)  // '{' in place of the tail's leading ','
             tails.withUnsafeBytes { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[(start + 1)..<end])) }
             out.append(0x7D)
             start = end
         }
+        return appended
     }
 }

@@ -8,7 +8,12 @@ import Glibc
 /// Why talking to PostgreSQL failed, in one line for the log (libpq's message, trimmed).
 public struct PostgresError: Error, CustomStringConvertible, Sendable {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// The statement's SQLSTATE when the server refused it (`23505`: a unique key), else nil.
+    public var sqlState: String?
+    public init(_ message: String, sqlState: String? = nil) {
+        self.message = message
+        self.sqlState = sqlState
+    }
     public var description: String { message }
 }
 
@@ -86,6 +91,28 @@ final class PostgresConnection {
     /// In autocommit, one statement is one transaction: its result arrives after its COMMIT.
     @discardableResult
     func run(_ name: String, _ parameters: [[UInt8]], timeoutMs: Int) throws(PostgresError) -> Int {
+        try send(name, parameters)
+        return try finish(timeoutMs: timeoutMs)
+    }
+
+    /// Runs the prepared query `name` with text parameters; returns its rows, each a column's
+    /// text or nil for NULL.
+    func query(_ name: String, _ parameters: [[UInt8]], timeoutMs: Int) throws(PostgresError) -> [[String?]] {
+        try send(name, parameters)
+        var rows: [[String?]] = []
+        try finish(timeoutMs: timeoutMs) { result in
+            for r in 0..<PQntuples(result) {
+                rows.append(
+                    (0..<PQnfields(result)).map { c in
+                        PQgetisnull(result, r, c) == 1 ? nil : String(cString: PQgetvalue(result, r, c))
+                    }
+                )
+            }
+        }
+        return rows
+    }
+
+    private func send(_ name: String, _ parameters: [[UInt8]]) throws(PostgresError) {
         guard let conn else { throw PostgresError("not connected") }
         // Text parameters must be NUL-terminated; the copies are the price of libpq's C API.
         let buffers = parameters.map { p -> UnsafeMutablePointer<CChar> in
@@ -100,13 +127,12 @@ final class PostgresConnection {
         let values = buffers.map { UnsafePointer<CChar>($0) as UnsafePointer<CChar>? }
         let sent = PQsendQueryPrepared(conn, name, Int32(values.count), values, nil, nil, 0)
         guard sent == 1 else { throw PostgresError(PostgresConnection.message(conn)) }
-        return try finish(timeoutMs: timeoutMs)
     }
 
-    /// Flushes what was sent, then collects every result, within `timeoutMs` in all.
-    /// Returns the rows affected (the last command's count).
+    /// Flushes what was sent, then collects every result, within `timeoutMs` in all; `tuples`
+    /// sees each result that returned rows. Returns the rows affected (the last command's count).
     @discardableResult
-    private func finish(timeoutMs: Int) throws(PostgresError) -> Int {
+    private func finish(timeoutMs: Int, tuples: (OpaquePointer) -> Void = { _ in }) throws(PostgresError) -> Int {
         guard let conn else { throw PostgresError("not connected") }
         let deadline = PostgresConnection.nowMs() + timeoutMs
         while true {
@@ -127,8 +153,13 @@ final class PostgresConnection {
             switch PQresultStatus(result) {
             case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
                 rows = Int(String(cString: PQcmdTuples(result))) ?? 0
+                if PQresultStatus(result) == PGRES_TUPLES_OK { tuples(result) }
             default:
-                if failure == nil { failure = PostgresError(PostgresConnection.trim(PQresultErrorMessage(result))) }
+                if failure == nil {
+                    // PG_DIAG_SQLSTATE is the character constant 'C', which Swift does not import.
+                    let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+                    failure = PostgresError(PostgresConnection.trim(PQresultErrorMessage(result)), sqlState: state)
+                }
             }
             PQclear(result)
         }

@@ -93,12 +93,27 @@ public struct PostgresSettings: Sendable {
     }
 
     /// One statement per group: $1 is a JSON array of the group's records, as the journal
-    /// encodes them; $2 the node. One statement in autocommit is one transaction.
-    static func insertSQL(_ table: String) -> String {
+    /// encodes them; $2 the node. One statement in autocommit is one transaction. With `streams`
+    /// (the group holds stream records), a stream record whose (user, stream, seq) is a row
+    /// already (another instance stored it, or a transaction whose answer was lost did) is not
+    /// inserted: the key stores it exactly once, and the affected-row count says how many were
+    /// new.
+    static func insertSQL(_ table: String, streams: Bool) -> String {
         """
-        INSERT INTO \(table) (time, "user", peer, node, conn, n, text)
-        SELECT r.time::timestamptz, r."user", r.peer, $2, r.conn, r.n, r.text
-        FROM json_to_recordset($1::json) AS r(time text, "user" text, peer text, conn bigint, n bigint, text text)
+        INSERT INTO \(table) (time, "user", peer, node, conn, n, stream, seq, text)
+        SELECT r.time::timestamptz, r."user", r.peer, $2, r.conn, r.n, r.stream, r.seq, r.text
+        FROM json_to_recordset($1::json)
+            AS r(time text, "user" text, peer text, conn bigint, n bigint, stream text, seq bigint, text text)
+        """ + (streams ? "\nON CONFLICT (\"user\", stream, seq) DO NOTHING" : "")
+    }
+
+    /// Each stream's highest stored number: $1 is a JSON array of `{"user":…,"stream":…}`; one
+    /// row per stream (user, stream, max or NULL), each found through the unique key's index.
+    static func streamLastSQL(_ table: String) -> String {
+        """
+        SELECT k."user", k.stream,
+            (SELECT max(t.seq) FROM \(table) t WHERE t."user" = k."user" AND t.stream = k.stream)
+        FROM json_to_recordset($1::json) AS k("user" text, stream text)
         """
     }
 }

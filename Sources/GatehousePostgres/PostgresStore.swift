@@ -20,8 +20,9 @@ public enum PostgresEvent: Sendable, Equatable {
 
 /// The PostgreSQL store: one thread, one libpq connection, one transaction per group.
 ///
-/// Workers `submit` batches as to the journal. The store thread takes every batch waiting (up
-/// to `maxGroupBytes`), sends them as one `INSERT … SELECT FROM json_to_recordset($1)` and
+/// Workers `submit` batches as to the journal, and ask where a stream stands with
+/// `lookUpStreamLast` (answered from the table, on the store's thread: `PostgresStore+Streams`).
+/// The store thread takes every batch waiting (up to `maxGroupBytes`), sends them as one `INSERT … SELECT FROM json_to_recordset($1)` and
 /// waits for its result: the result of an autocommit statement arrives after its COMMIT, so the
 /// batches are `.stored` only then. A statement that fails, or a connection lost before the
 /// result, fails the group (`ERR UNAVAILABLE`, never `ACK`): it may or may not have committed,
@@ -36,6 +37,7 @@ public final class PostgresStore: MessageStore {
 
     struct Queue {
         var batches: [JournalBatch] = []
+        var lookups: [StreamLookup] = []
         var sleeping = false
         var stopping = false
     }
@@ -45,7 +47,7 @@ public final class PostgresStore: MessageStore {
     private let thread = Mutex<OSThread?>(nil)
     private let table: String
     private let completion: @Sendable ([JournalBatch]) -> Void
-    private let events: @Sendable (PostgresEvent) -> Void
+    let events: @Sendable (PostgresEvent) -> Void
 
     private let queued = Atomic<Int>(0)
     private let queuedBytes = Atomic<Int>(0)
@@ -58,6 +60,8 @@ public final class PostgresStore: MessageStore {
     public let flushSeconds = FixedHistogram(bounds: [
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
     ])
+    /// Streams remembered by the store thread at most (`StreamLasts`).
+    public let maxKnownStreams: Int
     /// Rows per transaction (group commit).
     public let batchMessages = FixedHistogram(bounds: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000])
 
@@ -71,6 +75,7 @@ public final class PostgresStore: MessageStore {
         maxQueuedRecords: Int = 1 << 16,
         maxQueuedBytes: Int = 64 << 20,
         maxGroupBytes: Int = 4 << 20,
+        maxKnownStreams: Int = 100_000,
         events: @escaping @Sendable (PostgresEvent) -> Void = { _ in },
         completion: @escaping @Sendable ([JournalBatch]) -> Void
     ) throws(PostgresError) {
@@ -80,6 +85,7 @@ public final class PostgresStore: MessageStore {
         self.maxQueuedRecords = max(1, maxQueuedRecords)
         self.maxQueuedBytes = max(1, maxQueuedBytes)
         self.maxGroupBytes = max(1, maxGroupBytes)
+        self.maxKnownStreams = max(1, maxKnownStreams)
         self.completion = completion
         self.events = events
         do { wakeFD = try EventFD.create().release() } catch { throw PostgresError("\(error)") }
@@ -111,8 +117,13 @@ public final class PostgresStore: MessageStore {
     public func submit(_ batch: JournalBatch) {
         queued.add(batch.count, ordering: .relaxed)
         queuedBytes.add(batch.byteCount, ordering: .relaxed)
+        enqueue { $0.batches.append(batch) }
+    }
+
+    /// Adds work to the queue and wakes the store thread if it sleeps.
+    func enqueue(_ add: (inout Queue) -> Void) {
         let wake = queue.withLock { q -> Bool in
-            q.batches.append(batch)
+            add(&q)
             defer { q.sleeping = false }
             return q.sleeping
         }
@@ -134,6 +145,8 @@ public final class PostgresStore: MessageStore {
         var connection: PostgresConnection?
         var backoffMs = settings.minBackoffMs
         var isDown = false
+        // Each stream's last number as far as this thread knows: a lower bound of the table's.
+        var known = StreamLasts(limit: maxKnownStreams)
         while true {
             if connection == nil {
                 do {
@@ -150,23 +163,25 @@ public final class PostgresStore: MessageStore {
                     }
                 }
             }
-            let (batches, stopping) = take(wait: connection == nil ? backoffMs : -1, socket: connection?.socket)
+            let work = take(wait: connection == nil ? backoffMs : -1, socket: connection?.socket)
             guard let live = connection else {
                 // Down: what is queued cannot be stored now; answer it rather than hold it.
-                if !batches.isEmpty { complete(batches, .failed("database unavailable")) }
-                if stopping { return }
+                if !work.batches.isEmpty { complete(work.batches, .failed("database unavailable")) }
+                for lookup in work.lookups { lookup.answer(nil) }
+                if work.stopping { return }
                 backoffMs = min(settings.maxBackoffMs, backoffMs * 2)
                 continue
             }
-            if batches.isEmpty {
-                if stopping { return }
+            if work.batches.isEmpty && work.lookups.isEmpty {
+                if work.stopping { return }
                 // Woken by the socket while idle: a server shutting down says so first.
                 if !live.consumeIdleInput() { lose(&connection, &isDown, "the database closed the connection") }
                 continue
             }
-            store(batches, on: live)
+            if !work.batches.isEmpty { store(work.batches, on: live, known: &known) }
+            if !work.lookups.isEmpty { lookUp(work.lookups, on: live, known: &known) }
             if !live.isOK { lose(&connection, &isDown, "connection lost during a transaction") }
-            if stopping && queue.withLock({ $0.batches.isEmpty }) { return }
+            if work.stopping && queue.withLock({ $0.batches.isEmpty && $0.lookups.isEmpty }) { return }
         }
     }
 
@@ -185,15 +200,28 @@ public final class PostgresStore: MessageStore {
             applicationName: "gatehouse \(settings.node)"
         )
         try c.execute(PostgresSettings.createSQL(table), timeoutMs: settings.timeoutMs)
-        try c.prepare("gh_insert", PostgresSettings.insertSQL(table), timeoutMs: settings.timeoutMs)
+        try c.prepare("gh_insert", PostgresSettings.insertSQL(table, streams: false), timeoutMs: settings.timeoutMs)
+        try c.prepare(
+            "gh_insert_streams",
+            PostgresSettings.insertSQL(table, streams: true),
+            timeoutMs: settings.timeoutMs
+        )
+        try c.prepare("gh_last", PostgresSettings.streamLastSQL(table), timeoutMs: settings.timeoutMs)
         return c
     }
 
-    /// Takes the queued batches, up to `maxGroupBytes` (at least one); when there are none,
-    /// sleeps until a submit, `socket` readable, or `wait` ms (-1: no limit) pass.
-    private func take(wait: Int, socket: Int32?) -> ([JournalBatch], Bool) {
-        let (batches, stopping) = takeNow()
-        if !batches.isEmpty || stopping { return (batches, stopping) }
+    /// What the store thread takes from the queue at once.
+    struct Work {
+        var batches: [JournalBatch]
+        var lookups: [StreamLookup]
+        var stopping: Bool
+    }
+
+    /// Takes the queued batches, up to `maxGroupBytes` (at least one), and every lookup; when
+    /// there are none, sleeps until a submit, `socket` readable, or `wait` ms (-1: no limit) pass.
+    private func take(wait: Int, socket: Int32?) -> Work {
+        let work = takeNow()
+        if !work.batches.isEmpty || !work.lookups.isEmpty || work.stopping { return work }
         var fds = [(fd: wakeFD, events: Poll.readable)]
         if let socket, socket >= 0 { fds.append((fd: socket, events: Poll.readable)) }
         // A failed poll (EBADF, ENOMEM) must not spin: it counts as a wake-up after a pause.
@@ -203,8 +231,8 @@ public final class PostgresStore: MessageStore {
         return takeNow()
     }
 
-    private func takeNow() -> ([JournalBatch], Bool) {
-        queue.withLock { q -> ([JournalBatch], Bool) in
+    private func takeNow() -> Work {
+        queue.withLock { q -> Work in
             var bytes = 0
             var count = 0
             while count < q.batches.count && (count == 0 || bytes + q.batches[count].byteCount <= maxGroupBytes) {
@@ -213,40 +241,65 @@ public final class PostgresStore: MessageStore {
             }
             let out = Array(q.batches.prefix(count))
             q.batches.removeFirst(count)
-            if out.isEmpty && !q.stopping { q.sleeping = true }
-            return (out, q.stopping)
+            let lookups = q.lookups
+            q.lookups.removeAll()
+            if out.isEmpty && lookups.isEmpty && !q.stopping { q.sleeping = true }
+            return Work(batches: out, lookups: lookups, stopping: q.stopping)
         }
     }
 
-    private func store(_ batches: [JournalBatch], on connection: PostgresConnection) {
-        var json: [UInt8] = [0x5B]
-        json.reserveCapacity(batches.reduce(2) { $0 + $1.byteCount + 2 * $1.count })
-        var records = 0
-        for batch in batches {
-            batch.appendRecordObjects(to: &json)
-            records += batch.count
-        }
-        json.append(0x5D)
+    /// Stores a group in one statement. Stream records are decided first (`StreamDecision`):
+    /// a duplicate is not sent, a gap is refused, and the unique key settles the rest.
+    private func store(_ batches: [JournalBatch], on connection: PostgresConnection, known: inout StreamLasts) {
         do throws(PostgresError) {
             let started = Process.monotonicNanoseconds()
-            let rows = try connection.run(
-                "gh_insert",
-                [json, Array(settings.node.utf8)],
-                timeoutMs: settings.timeoutMs
-            )
-            flushSeconds.observe(Double(Process.monotonicNanoseconds() &- started) / 1e9)
-            batchMessages.observe(Double(records))
-            guard rows == records else {
-                throw PostgresError("inserted \(rows) rows for \(records) messages")
+            let updates = try decideStreams(batches, on: connection, known: &known)
+            var json: [UInt8] = [0x5B]
+            json.reserveCapacity(batches.reduce(2) { $0 + $1.byteCount + 2 * $1.count })
+            var sent = 0
+            for batch in batches { sent += batch.appendRecordObjects(to: &json) }
+            json.append(0x5D)
+            let streamed = StreamDecision.writtenStreamRecords(batches)
+            var rows = 0
+            // Every record a duplicate or refused: nothing to insert.
+            if sent > 0 {
+                rows = try insert(json, mayConflict: streamed > 0, on: connection)
+                flushSeconds.observe(Double(Process.monotonicNanoseconds() &- started) / 1e9)
+                batchMessages.observe(Double(sent))
+                transactions.add(1, ordering: .relaxed)
             }
-            transactions.add(1, ordering: .relaxed)
-            recordsStored.add(records, ordering: .relaxed)
+            // Fewer rows than records: stream records another transaction stored (the key).
+            guard rows <= sent, rows >= sent - streamed else {
+                throw PostgresError("inserted \(rows) rows for \(sent) messages")
+            }
+            recordsStored.add(rows, ordering: .relaxed)
+            for (key, seq) in updates { known.note(key, seq) }
             complete(batches, .stored)
         } catch {
             // With the connection gone the store logs the outage itself; a statement error on a
             // working connection is logged here.
             if connection.isOK { events(.statementFailed(error.message)) }
             complete(batches, .failed(error.message))
+        }
+    }
+
+    /// Inserts the group's rows; returns how many are new. A stream record rarely meets a row
+    /// already there (another instance stored its number, or a COMMIT whose answer was lost did),
+    /// so the plain statement goes first: `ON CONFLICT`'s speculative insertion costs the
+    /// database about a third more per row. On a unique-key violation that statement stored
+    /// nothing (one statement, one transaction), and the group goes again with `ON CONFLICT`.
+    private func insert(
+        _ json: [UInt8],
+        mayConflict: Bool,
+        on connection: PostgresConnection
+    ) throws(PostgresError)
+        -> Int
+    {
+        let parameters = [json, Array(settings.node.utf8)]
+        do {
+            return try connection.run("gh_insert", parameters, timeoutMs: settings.timeoutMs)
+        } catch  where mayConflict && error.sqlState == "23505" && connection.isOK {
+            return try connection.run("gh_insert_streams", parameters, timeoutMs: settings.timeoutMs)
         }
     }
 
@@ -263,12 +316,4 @@ public final class PostgresStore: MessageStore {
         queuedBytes.subtract(bytes, ordering: .relaxed)
         completion(batches)
     }
-}
-
-extension PostgresStore {
-    /// Not yet: the table has the (user, stream, seq) key, but the store does not answer a
-    /// stream's last number or skip numbers it holds, so `STREAM` is refused with this store.
-    public var supportsStreams: Bool { false }
-    public func streamLast(_ key: StreamKey) -> UInt64 { 0 }
-    public func canOpenStream(_ key: StreamKey) -> Bool { false }
 }

@@ -309,10 +309,16 @@ struct ConnectionStateMachine {
         return .stop
     }
 
-    /// The stream cannot be opened (`why`: the stream limit); the connection stays plain.
+    /// The stream cannot be opened (`why`: the stream limit, or a store that cannot tell where
+    /// it stands); the connection stays plain, and reading goes on if it waited.
     mutating func streamRefused(_ why: String, now: UInt64) -> LineStep {
-        guard case .open = phase else { return .stop }
-        return apply(session.streamRefused(why), now: now)
+        guard case .open(var open) = phase else { return .stop }
+        let step = apply(session.streamRefused(why), now: now)
+        if open.reading == .awaitingStream {
+            open.reading = isOverBounds ? .paused : .active
+            phase = .open(open)
+        }
+        return step
     }
 
     /// Another connection of the same user took this connection's stream: the replies already

@@ -2,23 +2,20 @@ import GatehouseJournal
 import GatehouseProtocol
 
 /// Streams (PROTOCOL.md, Streams): opening one through the registry shared by the workers,
-/// fencing its older connection, and answering `OK STREAM` with an exact last number.
+/// fencing its older connection, and answering `OK STREAM` with an exact last number: from the
+/// journal's memory at once, or from the database through the store's thread (the connection
+/// waits, reading stopped, as it does for an earlier holder; the worker never blocks).
 extension Worker {
     /// The registry's name for `conn`.
     func holder(_ conn: Connection) -> StreamRegistry.Holder { .init(worker: index, token: conn.token) }
 
     /// A `STREAM <name>` line: registers the connection as the stream's holder, tells the
     /// previous holder (on any worker) to close, and answers now if no earlier holder has a
-    /// message in flight, or waits (reading stops) until the last of them releases the stream.
+    /// message in flight and the store knows the stream's number at once; otherwise waits
+    /// (reading stops) until the last earlier holder releases the stream and the store answers.
     func openStream(_ conn: Connection, name: String) -> ConnectionStateMachine.LineStep {
         guard let user = conn.machine.session.user else { return .stop }
         let key = StreamKey(user: user, name: name)
-        guard shared.journal.supportsStreams else {
-            return conn.machine.streamRefused(
-                "streams need the local journal (--store journal); this server stores in PostgreSQL",
-                now: now
-            )
-        }
         guard shared.journal.canOpenStream(key) else {
             logger.warning(
                 "stream refused: the server remembers --max-streams streams",
@@ -38,7 +35,20 @@ extension Worker {
             metadata: ["conn": "\(conn.id)", "stream": "\(key)", "waits": "\(!ready)"]
         )
         guard ready else { return conn.machine.streamAwaited() }
-        return conn.machine.streamOpened(last: Int(shared.journal.streamLast(key)), now: now)
+        guard let last = shared.journal.streamLastNow(key) else {
+            askStore(conn, key)
+            return conn.machine.streamAwaited()
+        }
+        return conn.machine.streamOpened(last: Int(last), now: now)
+    }
+
+    /// Asks the store's thread where `key` stands; its answer comes back through the inbox
+    /// (`streamLooked`). Only the database is asked here, after every earlier holder on this
+    /// instance released the stream: the table then holds all they stored.
+    private func askStore(_ conn: Connection, _ key: StreamKey) {
+        let inbox = shared.inboxes[index]
+        let token = conn.token
+        shared.journal.lookUpStreamLast(key) { last in inbox.post(.streamLast(token: token, last: last)) }
     }
 
     /// Another connection took over `token`'s stream.
@@ -58,13 +68,43 @@ extension Worker {
         sync(conn)
     }
 
-    /// Every earlier holder of `token`'s stream released it: the journal's last number is exact.
+    /// Every earlier holder of `token`'s stream released it: the store's last number is exact.
     func streamReady(_ token: UInt64) {
         guard let conn = connection(for: token), let key = conn.streamKey else { return }
-        let last = Int(shared.journal.streamLast(key))
-        guard
-            perform(conn.machine.streamOpened(last: last, now: now), conn, UnsafeRawBufferPointer(start: nil, count: 0))
-        else {
+        guard let last = shared.journal.streamLastNow(key) else {
+            if conn.machine.isAwaitingStream { askStore(conn, key) }
+            return
+        }
+        answerStream(conn, conn.machine.streamOpened(last: Int(last), now: now))
+    }
+
+    /// The store's answer to `askStore`: `OK STREAM`, or, when the store cannot tell (the
+    /// database is unavailable), `ERR UNAVAILABLE` with the stream let go and the connection
+    /// plain, as when the stream limit refuses it; the client tries again later.
+    func streamLooked(_ token: UInt64, last: UInt64?) {
+        // Closed or superseded meanwhile: nothing to answer.
+        guard let conn = connection(for: token), let key = conn.streamKey, conn.machine.isAwaitingStream else { return }
+        guard let last else {
+            logger.warning(
+                "stream refused: the store cannot tell where it stands",
+                metadata: ["conn": "\(conn.id)", "stream": "\(key)"]
+            )
+            conn.streamKey = nil
+            conn.streamFields = []
+            let next = shared.streams.withLock { $0.release(key, by: holder(conn)) }
+            if let next { shared.inboxes[next.worker].post(.streamReady(token: next.token)) }
+            answerStream(
+                conn,
+                conn.machine.streamRefused("the store is unavailable; stream \(key.name) not opened", now: now)
+            )
+            return
+        }
+        answerStream(conn, conn.machine.streamOpened(last: Int(last), now: now))
+    }
+
+    /// Sends a waiting `STREAM`'s answer, then frames the lines that arrived behind it.
+    private func answerStream(_ conn: Connection, _ step: ConnectionStateMachine.LineStep) {
+        guard perform(step, conn, UnsafeRawBufferPointer(start: nil, count: 0)) else {
             sync(conn)
             return
         }

@@ -46,6 +46,7 @@ extension Worker {
             case .stop: stop = true
             case .supersede(let token): supersede(token)
             case .streamReady(let token): streamReady(token)
+            case .streamLast(let token, let last): streamLooked(token, last: last)
             }
         }
         return stop

@@ -14,6 +14,9 @@ final class WorkerInbox: Sendable {
         case supersede(token: UInt64)
         /// Every earlier holder of this connection's stream released it: answer its STREAM.
         case streamReady(token: UInt64)
+        /// The store's answer to this connection's STREAM: the stream's last number, or nil
+        /// when the store cannot tell now.
+        case streamLast(token: UInt64, last: UInt64?)
     }
 
     private struct Content {

@@ -99,9 +99,13 @@ struct StreamSend {
                     timeoutMs: timeoutMs,
                     what: "STREAM reply"
                 )
-                if let error = ClientError.fromReply(reply), error.isClosingNotice {
+                if let error = ClientError.fromReply(reply),
+                    error.isClosingNotice || error.kind == .server(.unavailable)
+                {
                     session.connection.close()
-                    throw error  // BUSY, SHUTTING_DOWN: try again
+                    // BUSY, SHUTTING_DOWN, or a store that cannot tell where the stream stands
+                    // (its database is down): try again.
+                    throw error
                 }
                 guard reply.hasPrefix("OK STREAM "), let n = Int(reply.split(separator: " ").last ?? "") else {
                     Console.error("gatehouse: the server refused stream \(name): \(reply)")

@@ -73,19 +73,6 @@ struct PostgresStoreTests {
         #expect(server.log.contains("password file"), "\(server.log.suffix(400))")
     }
 
-    /// Until the PostgreSQL store de-duplicates, STREAM is refused there (the connection stays
-    /// plain and usable) rather than promising exactly once.
-    @Test func aStreamIsRefusedWithThePostgreSQLStore() throws {
-        let db = try PostgresCluster()
-        let folder = try TemporaryDirectory(prefix: "gatehouse-pg-stream")
-        let file = try Self.passwordFile(db, in: folder)
-        let server = try ServerProcess(arguments: Self.arguments(db, passwordFile: file))
-        let conn = try server.authenticatedConnection()
-        let refused = try conn.request("STREAM app")
-        #expect(refused.hasPrefix("ERR ") && refused.contains("--store journal"), "\(refused)")
-        #expect(try conn.request("MSG plain") == "ACK 1")
-    }
-
     @Test func pgpasswordFromTheEnvironmentWorksAndAWrongPasswordStoresNothing() throws {
         let db = try PostgresCluster()
         let base = ["--store", "postgresql", "--postgresql", db.url]

@@ -94,4 +94,25 @@ struct ConnectionStateMachineStreamTests {
         d.superseded()
         #expect(d.machine.isOpen)
     }
+
+    /// With a store that answers later (PostgreSQL) the connection waits as for another holder;
+    /// when the store cannot answer, the STREAM is refused, reading resumes, and the lines behind
+    /// it are plain messages numbered from 1.
+    @Test func aStreamTheStoreCannotAnswerIsRefusedAndReadingResumes() {
+        var d = MachineDriver(limits: .testing())
+        d.logIn()
+        d.streamHeldElsewhere = true
+        d.send("STREAM app\nMSG a\n")
+        #expect(d.machine.isAwaitingStream)
+        #expect(!d.machine.wantsToRead)
+        d.streamLookupFailed()
+        #expect(!d.machine.isAwaitingStream)
+        #expect(d.machine.wantsToRead)
+        #expect(d.machine.session.streamName == nil)
+        #expect(d.journal.map(\.n) == [1])
+        d.outcome(stored: true)
+        #expect(d.lines.suffix(2) == ["ERR UNAVAILABLE store unavailable", "ACK 1"])
+        // Refused, not used up: a later STREAM may still open it.
+        #expect(!d.machine.canReleaseStream)
+    }
 }

@@ -134,6 +134,16 @@ struct MachineDriver {
         if !held.isEmpty { send(held) } else { flush() }
     }
 
+    /// The store could not tell where the stream stands (`Worker.streamLooked` with nil): the
+    /// STREAM is refused and the held lines are framed as plain ones.
+    mutating func streamLookupFailed() {
+        streamHeldElsewhere = false
+        _ = perform(machine.streamRefused("store unavailable", now: now), UnsafeRawBufferPointer(start: nil, count: 0))
+        let held = heldInput
+        heldInput = []
+        if !held.isEmpty { send(held) } else { flush() }
+    }
+
     /// Writes what the socket takes, then tells the machine it flushed.
     mutating func flush() {
         guard !machine.isClosed, !machine.isHandshaking, !machine.isLingering else { return }
