@@ -1,10 +1,6 @@
 import GatehouseProtocol
 import GatehouseTLS
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// An error reading or writing the tokens file. The operator's to fix; `message` says how.
 public struct AuthError: Error, CustomStringConvertible, Sendable {
     public var message: String
@@ -88,7 +84,7 @@ public struct TokenStore: Sendable {
     /// Adds or replaces `user`'s token with a new random one and returns the token, to be shown once.
     public mutating func issueToken(for user: String) throws(AuthError) -> String {
         guard UserName.isValid(user) else {
-            throw AuthError("invalid user name '\(user)': use 1 to 64 of A-Z a-z 0-9 . _ @ -")
+            throw AuthError("invalid user name '\(user)': use \(CommandParser.userNameRule)")
         }
         let token = Base64URL.encode(Crypto.randomBytes(32))
         hashes[user] = Crypto.sha256(Array(token.utf8))

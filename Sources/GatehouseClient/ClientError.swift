@@ -54,14 +54,13 @@ public struct ClientError: Error, CustomStringConvertible, Sendable {
         }
     }
 
-    /// Classifies a reply line `ERR CODE text` as a server error, or nil if it is not one.
+    /// Classifies a reply line `ERR CODE text` as a server error, or nil if it is not one
+    /// (`Reply(line:)` reads it; an `ERR` line with a code this client does not know is a
+    /// protocol violation).
     public static func fromReply(_ line: String) -> ClientError? {
+        guard line.hasPrefix("ERR") else { return nil }
+        if case .error(let code, _)? = Reply(line: line) { return ClientError(.server(code), line) }
         guard line.hasPrefix("ERR ") else { return nil }
-        let rest = line.dropFirst(4)
-        let code = rest.split(separator: " ", maxSplits: 1).first.map(String.init) ?? ""
-        guard let known = ErrorCode(rawValue: code) else {
-            return ClientError(.protocolViolation, "unknown error reply: \(line)")
-        }
-        return ClientError(.server(known), line)
+        return ClientError(.protocolViolation, "unknown error reply: \(line)")
     }
 }

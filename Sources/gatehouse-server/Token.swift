@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatehouseAuth
+import GatehouseProtocol
 
 #if canImport(Glibc)
 import Glibc
@@ -29,7 +30,7 @@ struct Token: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Issue a new 256-bit token for USER (replacing any old one) and print it once."
         )
-        @Argument(help: "The user name: 1 to 64 of A-Z a-z 0-9 . _ @ -")
+        @Argument(help: "The user name: \(CommandParser.userNameRule)")
         var user: String
         @OptionGroup var options: Options
 

@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `fstat` says of an open file: enough to decide whether a secret may be read from it.
+public struct FileStatus: Sendable, Equatable {
+    public var isRegularFile: Bool
+    /// The permission bits (`st_mode & 0o777`).
+    public var permissions: UInt32
+    public var owner: UInt32
+    public var size: Int
+}
+
+/// Status, listing and plain opens, for the modules above that must not call Glibc themselves
+/// (the secret files, the tokens file, the journal's segments).
+extension FileIO {
+    /// `fstat` of an open descriptor: the file checked is the file read, whatever the path
+    /// names by now.
+    public static func status(_ fd: Int32) throws(SystemError) -> FileStatus {
+        var st = stat()
+        _ = try Syscall.call("fstat") { fstat(fd, &st) }
+        return FileStatus(
+            isRegularFile: st.st_mode & S_IFMT == S_IFREG,
+            permissions: UInt32(st.st_mode & 0o777),
+            owner: UInt32(st.st_uid),
+            size: Int(st.st_size)
+        )
+    }
+
+    /// Opens `path` for reading, close-on-exec, without making it the controlling terminal and
+    /// without blocking (a FIFO planted under the name must not hang the reader at the open).
+    public static func openForReading(_ path: String) throws(SystemError) -> OwnedFD {
+        try open(path, flags: O_RDONLY | O_NOCTTY | O_NONBLOCK)
+    }
+
+    /// Whether nothing at all is at `path`: `lstat` fails with ENOENT. A dangling symlink or an
+    /// unreadable folder on the way is *not* missing (reading it will say what is wrong).
+    public static func isMissing(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) != 0 && errno == ENOENT
+    }
+
+    /// The names in the folder `path` (`.` and `..` included, in no order); empty when it cannot
+    /// be opened.
+    public static func directoryEntries(_ path: String) -> [String] {
+        guard let handle = opendir(path) else { return [] }
+        defer { closedir(handle) }
+        var out: [String] = []
+        while let entry = readdir(handle) {
+            out.append(
+                withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                }
+            )
+        }
+        return out
+    }
+}
+
+extension Process {
+    /// The effective user id (`geteuid`): who owns the files this process may trust.
+    public static var effectiveUserID: UInt32 { UInt32(geteuid()) }
+}
+
+extension SystemError {
+    /// The errno's text alone (`No such file or directory`), for messages that name the call
+    /// in their own words.
+    public var reason: String { String(cString: strerror(errno)) }
+}
