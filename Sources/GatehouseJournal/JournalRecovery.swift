@@ -1,9 +1,5 @@
 import GatehouseSystem
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// What opening a journal found.
 public struct JournalRecoveryReport: Sendable, Equatable {
     /// The id of the last stored record (in the active file, the newest segment, or per the
@@ -135,7 +131,7 @@ enum JournalRecovery {
     static func lastRecordInSegments(of path: String) throws(JournalError) -> (id: UInt64, digest: JournalDigest?) {
         guard let newest = JournalSegments.list(path).last else { return (0, nil) }
         let owned: OwnedFD
-        do { owned = try FileIO.open(newest.path, flags: O_RDONLY) } catch { throw JournalError("\(error)") }
+        do { owned = try FileIO.openForReading(newest.path) } catch { throw JournalError("\(error)") }
         let size: Int
         do { size = try FileIO.size(owned.raw) } catch { throw JournalError("\(newest.path): \(error)") }
         if size == 0 { return (0, nil) }
@@ -175,13 +171,8 @@ enum JournalSegments {
         let slash = path.lastIndex(of: "/")
         let dir = slash.map { String(path[..<$0]) } ?? "."
         let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        guard let handle = opendir(dir.isEmpty ? "/" : dir) else { return [] }
-        defer { closedir(handle) }
         var out: [Segment] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+        for name in FileIO.directoryEntries(dir.isEmpty ? "/" : dir) {
             guard name.hasPrefix(base + "."), let number = Int(name.dropFirst(base.count + 1)), number > 0 else {
                 continue
             }

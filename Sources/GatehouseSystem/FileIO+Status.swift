@@ -33,6 +33,17 @@ extension FileIO {
         try open(path, flags: O_RDONLY | O_NOCTTY | O_NONBLOCK)
     }
 
+    /// Opens (creating it with `mode` if needed) a file to append to, reading allowed: the
+    /// journal's active file.
+    public static func openForAppending(_ path: String, mode: UInt32 = 0o600) throws(SystemError) -> OwnedFD {
+        try open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: mode)
+    }
+
+    /// Creates `path` with `mode`, or empties it if it exists, for writing (`O_TRUNC`).
+    public static func create(_ path: String, mode: UInt32 = 0o600) throws(SystemError) -> OwnedFD {
+        try open(path, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+    }
+
     /// Whether nothing at all is at `path`: `lstat` fails with ENOENT. A dangling symlink or an
     /// unreadable folder on the way is *not* missing (reading it will say what is wrong).
     public static func isMissing(_ path: String) -> Bool {

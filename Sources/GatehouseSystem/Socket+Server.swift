@@ -14,29 +14,13 @@ extension Socket {
     /// Reads up to `buffer.count` bytes from a non-blocking socket: `.done(0)` at EOF,
     /// `.wouldBlock` when nothing is waiting, nil when the connection failed (a reset).
     public static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> IOResult? {
-        while true {
-            let n = Glibc.recv(fd, buffer.baseAddress, buffer.count, 0)
-            if n >= 0 { return .done(n) }
-            switch errno {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: return .wouldBlock
-            default: return nil
-            }
-        }
+        try? Syscall.nonBlocking("recv") { Glibc.recv(fd, buffer.baseAddress, buffer.count, 0) }
     }
 
     /// Looks at up to `buffer.count` bytes waiting on `fd` without taking them (`MSG_PEEK`):
     /// `.done(0)` at EOF, `.wouldBlock` when nothing waits, nil when the connection failed.
     public static func peek(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> IOResult? {
-        while true {
-            let n = Glibc.recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_PEEK))
-            if n >= 0 { return .done(n) }
-            switch errno {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: return .wouldBlock
-            default: return nil
-            }
-        }
+        try? Syscall.nonBlocking("recv(MSG_PEEK)") { Glibc.recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_PEEK)) }
     }
 
     /// Takes `count` bytes that a `peek` saw waiting (so they are there to take); false if the

@@ -8,8 +8,9 @@ import Glibc
 /// retry loop: EINTR is retried, EAGAIN is a result (`nil` or `.wouldBlock`), and any other
 /// failure names the call.
 
-/// A file descriptor with one owner, closed exactly once.
-public struct OwnedFD: ~Copyable {
+/// A file descriptor with one owner, closed exactly once. Sendable: moving the one owner to
+/// another thread is safe, and a shared borrow only reads the number.
+public struct OwnedFD: ~Copyable, Sendable {
     public let raw: Int32
 
     public init(taking raw: Int32) {
