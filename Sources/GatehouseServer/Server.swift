@@ -79,14 +79,9 @@ public final class Server: Sendable {
 
         let workerCount = config.workers > 0 ? config.workers : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         // Inboxes exist before the journal so that its completion handler can reach them.
-        var wakeFDs: [Int32] = []
         var inboxes: [WorkerInbox] = []
         for _ in 0..<workerCount {
-            do {
-                let fd = try EventFD.create().release()  // kept for the life of the process
-                wakeFDs.append(fd)
-                inboxes.append(WorkerInbox(wakeFD: fd))
-            } catch { throw ServerError("\(error)") }
+            do { inboxes.append(WorkerInbox(wake: try EventFD.create())) } catch { throw ServerError("\(error)") }
         }
         let routes = inboxes
         let health = ServerHealth()

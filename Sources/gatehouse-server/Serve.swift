@@ -470,11 +470,7 @@ extension Serve {
     }
 }
 
-private func monotonicMs() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
-}
+private func monotonicMs() -> UInt64 { GatehouseSystem.Process.monotonicMilliseconds() }
 
 /// Range checks for numeric flags, each failure one line naming the flag and its range.
 enum FlagRange {

@@ -1,3 +1,4 @@
+import GatehouseSystem
 import Synchronization
 
 #if canImport(Glibc)

@@ -210,10 +210,10 @@ private func runIO(_ owned: (LineConnection, ReadScratch), link: ShellLink, term
 /// The shell's history: this session's lines and the last 500 of earlier ones.
 struct ShellHistory {
     var lines: [String] = []
-    private static var path: String? { getenv("HOME").map { String(cString: $0) + "/.gatehouse_history" } }
+    private static var path: String? { GatehouseSystem.Process.environment("HOME").map { $0 + "/.gatehouse_history" } }
 
     static func load() -> ShellHistory {
-        guard let path, let bytes = readWholeFile(path) else { return ShellHistory() }
+        guard let path, let bytes = try? FileIO.readFile(path).bytes else { return ShellHistory() }
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
         return ShellHistory(lines: Array(lines.suffix(500)))
     }

@@ -150,11 +150,7 @@ final class TokenRefresher: Reauthenticator {
         schedule()
     }
 
-    private func wallClock() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    private func wallClock() -> Double { WallClock.now() }
 
     private func monotonicIn(seconds: Double) -> UInt64 {
         GatehouseSystem.Process.monotonicNanoseconds() + UInt64(max(0, min(seconds, 1e8)) * 1e9)
