@@ -117,7 +117,10 @@ let package = Package(
         ),
         .testTarget(name: "GatehouseProtocolTests", dependencies: ["GatehouseProtocol", "TestSupport"]),
         .testTarget(name: "GatehouseTLSTests", dependencies: ["GatehouseTLS", "TestSupport"]),
-        .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "GatehouseJWT", "TestSupport"]),
+        .testTarget(
+            name: "GatehouseAuthTests",
+            dependencies: ["GatehouseAuth", "GatehouseJWT", "GatehouseSystem", "TestSupport"]
+        ),
         .testTarget(name: "GatehouseJWTTests", dependencies: ["GatehouseJWT"]),
         .testTarget(name: "GatehouseSystemTests", dependencies: ["GatehouseSystem", "TestSupport"]),
         .testTarget(name: "GatehouseJournalTests", dependencies: ["GatehouseJournal", "TestSupport"]),

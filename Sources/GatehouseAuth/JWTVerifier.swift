@@ -44,7 +44,7 @@ public struct JWTVerifier: Sendable {
     /// Builds a verifier from a JWKS document already in memory (`source` names it in errors).
     public init(configuration: JWTConfiguration, jwks: [UInt8], source: String = "JWKS") throws(AuthError) {
         let set: JWKSet
-        do { set = try JWKSet(parsing: jwks) } catch { throw AuthError("\(source): \(error.message)") }
+        do { set = try JWKSet(parsing: jwks) } catch { throw AuthError("\(source): \(error.message)", cause: error) }
         var keys: [(jwk: JWK, key: SignaturePublicKey)] = []
         var skipped = set.skipped
         for jwk in set.keys {

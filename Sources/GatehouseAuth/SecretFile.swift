@@ -29,6 +29,7 @@ public enum SecretFile {
             let mode = st.permissions
             guard mode & 0o022 == 0 else {
                 throw AuthError(
+                    .permissions,
                     "\(what) \(path) is writable by its group or other users (mode \(String(mode, radix: 8))); "
                         + "whoever can write it can log in as anyone; fix with: chmod go-w \(path)"
                 )
@@ -43,19 +44,19 @@ public enum SecretFile {
     ) throws(AuthError) -> [UInt8] {
         let fd: OwnedFD
         do { fd = try FileIO.openForReading(path) } catch {
-            throw AuthError("cannot open \(what) \(path): \(error.reason)")
+            throw AuthError(.file, "cannot open \(what) \(path): \(error.reason)", cause: error)
         }
         let st: FileStatus
         do { st = try FileIO.status(fd.raw) } catch {
-            throw AuthError("cannot stat \(what) \(path): \(error.reason)")
+            throw AuthError(.file, "cannot stat \(what) \(path): \(error.reason)", cause: error)
         }
-        guard st.isRegularFile else { throw AuthError("\(what) \(path) is not a regular file") }
+        guard st.isRegularFile else { throw AuthError(.permissions, "\(what) \(path) is not a regular file") }
         try check(st)
         let bytes: [UInt8]?
         do { bytes = try FileIO.readAll(fd.raw, limit: 64 << 20) } catch {
-            throw AuthError("cannot read \(what) \(path): \(error)")
+            throw AuthError(.file, "cannot read \(what) \(path): \(error)", cause: error)
         }
-        guard let bytes else { throw AuthError("\(what) \(path) is larger than 64 MiB") }
+        guard let bytes else { throw AuthError(.file, "\(what) \(path) is larger than 64 MiB") }
         return bytes
     }
 
@@ -64,6 +65,7 @@ public enum SecretFile {
         let me = Process.effectiveUserID
         guard owner == me || owner == 0 else {
             throw AuthError(
+                .permissions,
                 "\(what) \(path) is owned by uid \(owner), not by this user (uid \(me)) or root; "
                     + "fix with: chown \(me) \(path)"
             )
@@ -72,7 +74,7 @@ public enum SecretFile {
 
     /// The rules of `read`, on a `stat` result.
     static func check(_ st: FileStatus, path: String, what: String, allowGroupRead: Bool) throws(AuthError) {
-        guard st.isRegularFile else { throw AuthError("\(what) \(path) is not a regular file") }
+        guard st.isRegularFile else { throw AuthError(.permissions, "\(what) \(path) is not a regular file") }
         try checkOwner(st, path: path, what: what)
         let mode = st.permissions
         let forbidden: UInt32 = allowGroupRead ? 0o037 : 0o077
@@ -80,6 +82,7 @@ public enum SecretFile {
             let fix = allowGroupRead ? "chmod 640" : "chmod 600"
             let who = mode & 0o007 != 0 ? "other users" : "its group"
             throw AuthError(
+                .permissions,
                 "\(what) \(path) is accessible to \(who) (mode \(String(mode, radix: 8))); fix with: \(fix) \(path)"
                     + (allowGroupRead || mode & 0o007 != 0 || mode & 0o030 != 0
                         ? "" : " (or allow group read with --allow-group-read)")

@@ -23,7 +23,7 @@ public enum TokenFile {
     /// that the rename itself survives a crash).
     public static func save(_ store: TokenStore, to path: String) throws(AuthError) {
         do { try FileIO.replaceAtomically(path, with: Array(store.serialized().utf8), mode: 0o600) } catch {
-            throw AuthError("cannot write \(path): \(error)")
+            throw AuthError(.file, "cannot write \(path): \(error)", cause: error)
         }
     }
 }

@@ -23,7 +23,7 @@ public final class GatehouseConnection {
     public init(_ config: ClientConfiguration, context: TLSContext) throws(ClientError) {
         let owned: OwnedFD
         do { owned = try Socket.connect(host: config.host, port: config.port) } catch {
-            throw ClientError(.network, "cannot connect to \(config.host):\(config.port): \(error)")
+            throw ClientError(.network, "cannot connect to \(config.host):\(config.port): \(error)", cause: error)
         }
         do { tls = try TLSConnection(context: context, fd: owned.raw) } catch {
             throw ClientError(.tls, "\(error)")
@@ -32,16 +32,16 @@ public final class GatehouseConnection {
         do {
             try tls.setServerName(config.serverName ?? config.host, verifyHost: config.verify)
         } catch {
-            Socket.close(fd)
+            abandon()
             throw ClientError(.tls, "\(error)")
         }
         switch tls.handshake() {
         case .done: break
         case .failed(let error):
-            Socket.close(fd)
+            abandon()
             throw ClientError(.tls, "TLS handshake with \(config.host):\(config.port) failed: \(error)")
         default:
-            Socket.close(fd)
+            abandon()
             throw ClientError(.tls, "TLS handshake with \(config.host):\(config.port) did not complete")
         }
         let first = try readLine()
@@ -54,6 +54,14 @@ public final class GatehouseConnection {
 
     deinit {
         if !closed { Socket.close(fd) }
+    }
+
+    /// Closes the socket of a connection whose set-up failed. A class whose init throws after
+    /// every property is set is deinitialized like any other, so `closed` must say so first:
+    /// otherwise `deinit` closes the number again, by then perhaps another thread's descriptor.
+    private func abandon() {
+        closed = true
+        Socket.close(fd)
     }
 
     /// The TLS version and cipher negotiated, for display.

@@ -47,7 +47,7 @@ public final class LineConnection {
         var inProgress = false
         let socket: OwnedFD
         do { socket = try Socket.startConnect(to: address, inProgress: &inProgress) } catch {
-            throw ClientError(.network, "cannot connect to \(address): \(error)")
+            throw ClientError(.network, "cannot connect to \(address): \(error)", cause: error)
         }
         let tls: TLSConnection
         do {

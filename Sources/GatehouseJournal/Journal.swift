@@ -158,7 +158,7 @@ public final class Journal: Sendable {
             throw JournalError("\(path): cannot make the journal durable at start: \(error)")
         }
         let wake: OwnedFD
-        do { wake = try EventFD.create() } catch { throw JournalError("\(error)") }
+        do { wake = try EventFD.create() } catch { throw JournalError("\(error)", cause: error) }
         // Both descriptors live as long as the journal, and close with it.
         self.wake = wake
         self.recovery = report

@@ -77,9 +77,9 @@ struct StreamTable {
         let path = path(for: journal)
         guard FileIO.exists(path) else { return table }
         let fd: OwnedFD
-        do { fd = try FileIO.openForReading(path) } catch { throw JournalError("\(path): \(error)") }
+        do { fd = try FileIO.openForReading(path) } catch { throw JournalError("\(path): \(error)", cause: error) }
         let size: Int
-        do { size = try FileIO.size(fd.raw) } catch { throw JournalError("\(path): \(error)") }
+        do { size = try FileIO.size(fd.raw) } catch { throw JournalError("\(path): \(error)", cause: error) }
         var bad: Int?
         _ = try LineReader.forEachLine(fd: fd.raw, size: size, path: path) { line, offset in
             guard let user = StreamFields.string(line, after: #"{"user":""#),
@@ -109,7 +109,7 @@ struct StreamTable {
     /// > Warning: blocking file I/O: reads the whole active file (bounded by `--journal-max-bytes`).
     mutating func scan(fd: Int32, path: String) throws(JournalError) {
         let size: Int
-        do { size = try FileIO.size(fd) } catch { throw JournalError("\(path): \(error)") }
+        do { size = try FileIO.size(fd) } catch { throw JournalError("\(path): \(error)", cause: error) }
         _ = try LineReader.forEachLine(fd: fd, size: size, path: path) { line, _ in
             // The stream fields come before the text, so a text cannot fake them (its quotes
             // are escaped anyway).

@@ -41,9 +41,9 @@ public enum JournalVerifier {
         var check = RecordCheck()
         for (index, file) in result.files.enumerated() {
             let fd: OwnedFD
-            do { fd = try FileIO.openForReading(file) } catch { throw JournalError("\(file): \(error)") }
+            do { fd = try FileIO.openForReading(file) } catch { throw JournalError("\(file): \(error)", cause: error) }
             let size: Int
-            do { size = try FileIO.size(fd.raw) } catch { throw JournalError("\(file): \(error)") }
+            do { size = try FileIO.size(fd.raw) } catch { throw JournalError("\(file): \(error)", cause: error) }
             var firstLine = true
             let end = try LineReader.forEachLine(fd: fd.raw, size: size, path: file) { line, offset in
                 defer { firstLine = false }

@@ -9,13 +9,6 @@ import Synchronization
 import Glibc
 #endif
 
-/// An error that keeps the server from starting; `message` tells the operator what to fix.
-public struct ServerError: Error, CustomStringConvertible, Sendable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// The Gatehouse server: listeners, worker threads, journal; started once, stopped once.
 ///
 /// `start` builds everything and returns once the workers accept; `drain` begins a graceful
@@ -81,7 +74,9 @@ public final class Server: Sendable {
         // Inboxes exist before the journal so that its completion handler can reach them.
         var inboxes: [WorkerInbox] = []
         for _ in 0..<workerCount {
-            do { inboxes.append(WorkerInbox(wake: try EventFD.create())) } catch { throw ServerError("\(error)") }
+            do { inboxes.append(WorkerInbox(wake: try EventFD.create())) } catch {
+                throw ServerError("\(error)", cause: error)
+            }
         }
         let routes = inboxes
         let health = ServerHealth()
@@ -195,7 +190,7 @@ public final class Server: Sendable {
                     epoll: epoll,
                     inbox: inboxes[index]
                 )
-            } catch { throw ServerError("worker \(index): \(error)") }
+            } catch { throw ServerError("worker \(index): \(error)", cause: error) }
             let box = UncheckedBox(worker)
             let thread = OSThread(name: "gh-worker-\(index)") { box.value.run() }
             handles.append(WorkerHandle(inbox: inboxes[index], thread: thread))
@@ -294,7 +289,7 @@ public final class Server: Sendable {
                 allowGroupRead: config.allowGroupReadableSecrets
             )
         } catch { throw ServerError(error.message) }
-        do { return try TLSContext(server: tls) } catch { throw ServerError("TLS: \(error)") }
+        do { return try TLSContext(server: tls) } catch { throw ServerError("TLS: \(error)", cause: error) }
     }
 
     /// Reloads the client map, when one is configured.

@@ -223,10 +223,7 @@ struct ShellHistory {
     }
 
     func save() {
-        guard let path = Self.path, !lines.isEmpty else { return }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
-        Console.write(fd, lines.suffix(500).joined(separator: "\n") + "\n")
-        close(fd)
+        guard let path = Self.path, !lines.isEmpty, let file = try? FileIO.create(path, mode: 0o600) else { return }
+        Console.write(file.raw, lines.suffix(500).joined(separator: "\n") + "\n")
     }
 }
