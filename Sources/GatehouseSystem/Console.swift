@@ -47,3 +47,37 @@ extension FileIO {
         }
     }
 }
+
+extension Process {
+    /// This process's id.
+    public static var id: Int32 { getpid() }
+
+    /// The host's name, or nil when it cannot be read.
+    public static var hostName: String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Ends the process now with `status` (`_exit`): no atexit handlers, no buffered output.
+    public static func exitImmediately(_ status: Int32) -> Never { _exit(status) }
+
+    /// Sleeps the calling thread for `seconds` (up to a day).
+    ///
+    /// > Warning: blocks the calling thread.
+    public static func sleep(seconds: Double) {
+        let clamped = max(0, min(seconds, 86_400))
+        var request = timespec(tv_sec: Int(clamped), tv_nsec: Int((clamped - clamped.rounded(.down)) * 1e9))
+        var left = timespec()
+        // EINTR: sleep what is left.
+        while nanosleep(&request, &left) != 0 && errno == EINTR { request = left }
+    }
+}
+
+extension FileIO {
+    /// Reads what is waiting on `fd` into the front of `buffer`: `.done(0)` at EOF,
+    /// `.wouldBlock` when `fd` is non-blocking and nothing is waiting.
+    public static func readAvailable(_ fd: Int32, into buffer: inout [UInt8]) throws(SystemError) -> IOResult {
+        try Syscall.nonBlocking("read") { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
+    }
+}

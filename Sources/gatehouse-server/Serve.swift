@@ -7,7 +7,7 @@ import GatehouseTLS
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+import Glibc  // the signal numbers; signal handling is not behind GatehouseSystem yet
 #endif
 
 struct Serve: ParsableCommand {
@@ -357,7 +357,7 @@ struct Serve: ParsableCommand {
         // systemd (Type=notify): ready once the listeners are bound, reloading around SIGHUP,
         // stopping on SIGTERM, and a status line with the counters every few seconds.
         let systemd = SystemdNotifier.fromEnvironment()
-        systemd.send("READY=1\nMAINPID=\(getpid())\nSTATUS=\(Serve.status(server))")
+        systemd.send("READY=1\nMAINPID=\(GatehouseSystem.Process.id)\nSTATUS=\(Serve.status(server))")
         var nextStatus = monotonicMs() + 5000
         var drainDeadline: UInt64?
         while !finished.isSet {
@@ -379,7 +379,7 @@ struct Serve: ParsableCommand {
                     // _exit, not exit: exit would run atexit handlers (OpenSSL's cleanup among
                     // them) while workers are still inside OpenSSL.
                     logger.warning("second signal: exiting at once")
-                    Glibc._exit(1)
+                    GatehouseSystem.Process.exitImmediately(1)
                 }
             default:
                 break
