@@ -5,10 +5,6 @@ import GatehouseTLS
 public import Logging
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The Gatehouse server: listeners, worker threads, journal; started once, stopped once.
 ///
 /// `start` builds everything and returns once the workers accept; `drain` begins a graceful
@@ -64,13 +60,13 @@ public final class Server: Sendable {
         let jwt: JWTVerifier?
         do { jwt = try config.jwt.map(JWTVerifier.load) } catch { throw ServerError(error.message) }
         if let jwt { Server.logJWKS(jwt, logger: logger, message: "JWKS loaded") }
-        if geteuid() == 0 {
+        if Process.effectiveUserID == 0 {
             logger.warning(
                 "running as root: gatehouse-server needs no privilege; run it as an unprivileged user (see SECURITY.md)"
             )
         }
 
-        let workerCount = config.workers > 0 ? config.workers : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let workerCount = config.workers > 0 ? config.workers : Process.processorCount
         // Inboxes exist before the journal so that its completion handler can reach them.
         var inboxes: [WorkerInbox] = []
         for _ in 0..<workerCount {
