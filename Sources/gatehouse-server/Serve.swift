@@ -6,10 +6,6 @@ import GatehouseSystem
 import GatehouseTLS
 import Logging
 
-#if canImport(Glibc)
-import Glibc  // the signal numbers; signal handling is not behind GatehouseSystem yet
-#endif
-
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the server (the default command).",
@@ -345,7 +341,7 @@ struct Serve: ParsableCommand {
 
         // Block the signals before any thread starts, so that every thread inherits the mask and
         // only the main thread's sigtimedwait sees them.
-        let signals = SignalWaiter(SIGTERM, SIGINT, SIGHUP)
+        let signals = SignalWaiter(Signal.terminate, Signal.interrupt, Signal.hangup)
 
         let server: Server
         do { server = try Server(config: config, logger: logger) } catch {
@@ -363,15 +359,18 @@ struct Serve: ParsableCommand {
         while !finished.isSet {
             let signal = signals.wait(timeoutMs: 100)
             switch signal {
-            case SIGHUP:
+            case Signal.hangup:
                 systemd.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())")
                 server.reload()
                 server.reopenJournal()
                 systemd.send("READY=1\nSTATUS=\(Serve.status(server))")
-            case SIGTERM, SIGINT:
+            case Signal.terminate, Signal.interrupt:
                 if drainDeadline == nil {
                     systemd.send("STOPPING=1\nSTATUS=draining")
-                    logger.info("draining", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
+                    logger.info(
+                        "draining",
+                        metadata: ["signal": "\(signal == Signal.terminate ? "SIGTERM" : "SIGINT")"]
+                    )
                     server.drain()
                     drainDeadline = monotonicMs() + UInt64(config.drainTimeoutMs)
                 } else {
