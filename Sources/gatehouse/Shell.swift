@@ -114,10 +114,11 @@ struct Shell: ParsableCommand {
 /// Thread-safe: a mutex, atomics, and descriptors that are only signalled and waited on.
 final class ShellLink: Sendable {
     let outbox = Mutex<[String]>([])
-    /// Eventfds, owned by this object (closed in deinit): raw numbers, since `OwnedFD` is not
-    /// Sendable; both threads only signal and wait on them.
-    let wake: Int32
-    let closed: Int32
+    /// Eventfds, owned by this object and closed with it; both threads only signal and wait on them.
+    private let wakeFD: OwnedFD
+    private let closedFD: OwnedFD
+    var wake: Int32 { wakeFD.raw }
+    var closed: Int32 { closedFD.raw }
     let stop = Atomic<Bool>(false)
     /// The server closed before the user asked to quit.
     let serverClosedFirst = Atomic<Bool>(false)
@@ -125,13 +126,8 @@ final class ShellLink: Sendable {
 
     init() {
         // eventfd only fails when the process is out of descriptors: nothing to recover here.
-        wake = (try! EventFD.create()).release()
-        closed = (try! EventFD.create()).release()
-    }
-
-    deinit {
-        Socket.close(wake)
-        Socket.close(closed)
+        wakeFD = try! EventFD.create()
+        closedFD = try! EventFD.create()
     }
 
     func send(_ line: String) {
