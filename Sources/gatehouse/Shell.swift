@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatehouseClient
+import GatehouseProtocol
 import GatehouseSystem
 import Synchronization
 
@@ -180,10 +181,9 @@ private func runIO(_ owned: (LineConnection, ReadScratch), link: ShellLink, term
         for line in lines {
             terminal.printLine(line)
             // The stream's state: what the server holds, and the number the next message gets.
-            let words = line.split(separator: " ")
-            if words.count == 4, line.hasPrefix("OK STREAM "), let last = Int(words[3]) {
+            if case .okStream(let stream, let last)? = Reply(line: line) {
                 terminal.printLine(
-                    "*** stream \(words[2]): the server holds messages 1 to \(last); next is \(last + 1)"
+                    "*** stream \(stream): the server holds messages 1 to \(last); next is \(last + 1)"
                 )
             }
             if let error = ClientError.fromReply(line), error.isClosingNotice || error.kind == .server(.tooManyErrors) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatehouseClient
+import GatehouseProtocol
 import GatehouseSystem
 
 /// The messages of a stream send that the server has not acknowledged, in the order they were
@@ -99,7 +100,7 @@ struct StreamSend {
                     session.connection.close()
                     throw error  // BUSY, SHUTTING_DOWN: try again
                 }
-                guard reply.hasPrefix("OK STREAM "), let n = Int(reply.split(separator: " ").last ?? "") else {
+                guard case .okStream(_, let n)? = Reply(line: reply) else {
                     Console.error("gatehouse: the server refused stream \(name): \(reply)")
                     throw ExitCode(ExitStatus.refused)
                 }

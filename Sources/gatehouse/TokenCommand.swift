@@ -1,5 +1,6 @@
 import GatehouseClient
 import GatehouseJWT
+import GatehouseProtocol
 import GatehouseSystem
 
 /// `--token-command CMD`: the way command-line tools get access tokens from an identity provider
@@ -102,7 +103,7 @@ final class TokenRefresher: Reauthenticator {
     }
 
     func replied(_ reply: String) {
-        guard reply.hasPrefix("OK AUTH") else {
+        guard case .okAuth? = Reply(line: reply) else {
             Console.error("gatehouse: re-authentication refused: \(reply)")
             retryLater()
             return
