@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+        // `Deque`: the one FIFO of the server's reply queue, the clients' in-flight lists and the bench.
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config.
@@ -74,12 +76,16 @@ let package = Package(
                 "GatehouseSystem", "GatehouseTLS", "GatehouseProtocol", "GatehouseAuth", "GatehouseJWT",
                 "GatehouseJournal", "GatehousePostgres", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: hotPath
         ),
         .target(
             name: "GatehouseClient",
-            dependencies: ["GatehouseTLS", "GatehouseSystem", "GatehouseProtocol"],
+            dependencies: [
+                "GatehouseTLS", "GatehouseSystem", "GatehouseProtocol",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -100,6 +106,7 @@ let package = Package(
                 "GatehouseClient", "GatehouseTLS", "GatehouseSystem", "GatehouseProtocol", "GatehouseJWT",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict
         ),
@@ -111,7 +118,10 @@ let package = Package(
         ),
         .testTarget(name: "GatehouseProtocolTests", dependencies: ["GatehouseProtocol", "TestSupport"]),
         .testTarget(name: "GatehouseTLSTests", dependencies: ["GatehouseTLS", "TestSupport"]),
-        .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth", "GatehouseJWT", "TestSupport"]),
+        .testTarget(
+            name: "GatehouseAuthTests",
+            dependencies: ["GatehouseAuth", "GatehouseJWT", "GatehouseSystem", "TestSupport"]
+        ),
         .testTarget(name: "GatehouseJWTTests", dependencies: ["GatehouseJWT"]),
         .testTarget(name: "GatehouseSystemTests", dependencies: ["GatehouseSystem", "TestSupport"]),
         .testTarget(name: "GatehouseJournalTests", dependencies: ["GatehouseJournal", "TestSupport"]),

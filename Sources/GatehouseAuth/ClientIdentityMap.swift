@@ -1,3 +1,4 @@
+import GatehouseProtocol
 public import GatehouseTLS
 
 /// Which user a verified client certificate authenticates as.
@@ -75,7 +76,7 @@ public struct ClientIdentityMap: Sendable, Equatable {
             let user = String(line[line.index(after: lastBlank)...])
             let left = line[..<lastBlank].trimmingBlanks()
             guard UserName.isValid(user) else {
-                throw AuthError("\(at): invalid user name (use 1 to 64 of A-Z a-z 0-9 . _ @ -)")
+                throw AuthError("\(at): invalid user name (use \(CommandParser.userNameRule))")
             }
             guard let colon = left.firstIndex(of: ":") else {
                 throw AuthError("\(at): expected '<CN|DNS|email|URI>:<value> <user>'")

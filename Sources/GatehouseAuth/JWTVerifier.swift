@@ -1,10 +1,6 @@
 public import GatehouseJWT
 import GatehouseTLS
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Where the identity provider's keys are and what its tokens must say (`--jwt-*`).
 public struct JWTConfiguration: Sendable {
     /// A JWKS document (RFC 7517 §5), read at start and on SIGHUP.
@@ -48,7 +44,7 @@ public struct JWTVerifier: Sendable {
     /// Builds a verifier from a JWKS document already in memory (`source` names it in errors).
     public init(configuration: JWTConfiguration, jwks: [UInt8], source: String = "JWKS") throws(AuthError) {
         let set: JWKSet
-        do { set = try JWKSet(parsing: jwks) } catch { throw AuthError("\(source): \(error.message)") }
+        do { set = try JWKSet(parsing: jwks) } catch { throw AuthError("\(source): \(error.message)", cause: error) }
         var keys: [(jwk: JWK, key: SignaturePublicKey)] = []
         var skipped = set.skipped
         for jwk in set.keys {
@@ -99,14 +95,5 @@ public struct JWTVerifier: Sendable {
         case .ps512: .rsaPSS(.sha512)
         case .edDSA: .eddsa
         }
-    }
-}
-
-/// Wall-clock time for JWT claims, which are in seconds since the epoch (not monotonic).
-public enum WallClock {
-    public static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

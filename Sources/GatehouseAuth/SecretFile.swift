@@ -1,9 +1,5 @@
 import GatehouseSystem
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Reading files that hold secrets (the private key, token hashes, the client map) only when
 /// nobody else can read or change them.
 ///
@@ -30,9 +26,10 @@ public enum SecretFile {
     public static func readProtected(_ path: String, what: String) throws(AuthError) -> [UInt8] {
         try read(path, what: what) { st throws(AuthError) in
             try checkOwner(st, path: path, what: what)
-            let mode = st.st_mode & 0o777
+            let mode = st.permissions
             guard mode & 0o022 == 0 else {
                 throw AuthError(
+                    .permissions,
                     "\(what) \(path) is writable by its group or other users (mode \(String(mode, radix: 8))); "
                         + "whoever can write it can log in as anyone; fix with: chmod go-w \(path)"
                 )
@@ -43,45 +40,49 @@ public enum SecretFile {
     private static func read(
         _ path: String,
         what: String,
-        check: (stat) throws(AuthError) -> Void
+        check: (FileStatus) throws(AuthError) -> Void
     ) throws(AuthError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
-        guard fd >= 0 else { throw AuthError("cannot open \(what) \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            throw AuthError("cannot stat \(what) \(path): \(String(cString: strerror(errno)))")
+        let fd: OwnedFD
+        do { fd = try FileIO.openForReading(path) } catch {
+            throw AuthError(.file, "cannot open \(what) \(path): \(error.reason)", cause: error)
         }
-        guard st.st_mode & S_IFMT == S_IFREG else { throw AuthError("\(what) \(path) is not a regular file") }
+        let st: FileStatus
+        do { st = try FileIO.status(fd.raw) } catch {
+            throw AuthError(.file, "cannot stat \(what) \(path): \(error.reason)", cause: error)
+        }
+        guard st.isRegularFile else { throw AuthError(.permissions, "\(what) \(path) is not a regular file") }
         try check(st)
         let bytes: [UInt8]?
-        do { bytes = try FileIO.readAll(fd, limit: 64 << 20) } catch {
-            throw AuthError("cannot read \(what) \(path): \(error)")
+        do { bytes = try FileIO.readAll(fd.raw, limit: 64 << 20) } catch {
+            throw AuthError(.file, "cannot read \(what) \(path): \(error)", cause: error)
         }
-        guard let bytes else { throw AuthError("\(what) \(path) is larger than 64 MiB") }
+        guard let bytes else { throw AuthError(.file, "\(what) \(path) is larger than 64 MiB") }
         return bytes
     }
 
-    private static func checkOwner(_ st: stat, path: String, what: String) throws(AuthError) {
-        let owner = st.st_uid
-        guard owner == geteuid() || owner == 0 else {
+    private static func checkOwner(_ st: FileStatus, path: String, what: String) throws(AuthError) {
+        let owner = st.owner
+        let me = Process.effectiveUserID
+        guard owner == me || owner == 0 else {
             throw AuthError(
-                "\(what) \(path) is owned by uid \(owner), not by this user (uid \(geteuid())) or root; "
-                    + "fix with: chown \(geteuid()) \(path)"
+                .permissions,
+                "\(what) \(path) is owned by uid \(owner), not by this user (uid \(me)) or root; "
+                    + "fix with: chown \(me) \(path)"
             )
         }
     }
 
     /// The rules of `read`, on a `stat` result.
-    static func check(_ st: stat, path: String, what: String, allowGroupRead: Bool) throws(AuthError) {
-        guard st.st_mode & S_IFMT == S_IFREG else { throw AuthError("\(what) \(path) is not a regular file") }
+    static func check(_ st: FileStatus, path: String, what: String, allowGroupRead: Bool) throws(AuthError) {
+        guard st.isRegularFile else { throw AuthError(.permissions, "\(what) \(path) is not a regular file") }
         try checkOwner(st, path: path, what: what)
-        let mode = st.st_mode & 0o777
-        let forbidden: mode_t = allowGroupRead ? 0o037 : 0o077
+        let mode = st.permissions
+        let forbidden: UInt32 = allowGroupRead ? 0o037 : 0o077
         guard mode & forbidden == 0 else {
             let fix = allowGroupRead ? "chmod 640" : "chmod 600"
             let who = mode & 0o007 != 0 ? "other users" : "its group"
             throw AuthError(
+                .permissions,
                 "\(what) \(path) is accessible to \(who) (mode \(String(mode, radix: 8))); fix with: \(fix) \(path)"
                     + (allowGroupRead || mode & 0o007 != 0 || mode & 0o030 != 0
                         ? "" : " (or allow group read with --allow-group-read)")

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import GatehouseSystem
 
 /// A token bucket on the caller's monotonic clock (nanoseconds): holds up to `capacity` tokens
 /// and gains `refillPerSecond` of them per second. Pure: no clock of its own, so tests drive it.
@@ -209,9 +207,7 @@ public struct PeerKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     private static func normalize(_ host: String) -> String {
-        var v6 = in6_addr()
-        guard inet_pton(AF_INET6, host, &v6) == 1 else { return host }
-        let bytes = withUnsafeBytes(of: v6) { Array($0) }
+        guard let bytes = IPAddress.v6(host) else { return host }
         if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
             return bytes[12..<16].map(String.init).joined(separator: ".")
         }

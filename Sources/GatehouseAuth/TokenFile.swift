@@ -1,10 +1,6 @@
 import GatehouseSystem
 import GatehouseTLS
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Reading and writing the tokens file on disk, with the permissions a secret-bearing file needs.
 ///
 /// > Warning: blocking file I/O. Call at start-up, on SIGHUP or from the token CLI, never on a worker.
@@ -17,8 +13,7 @@ public enum TokenFile {
 
     /// Loads `path`, or an empty store if it does not exist yet.
     public static func loadOrEmpty(_ path: String, allowGroupRead: Bool = false) throws(AuthError) -> TokenStore {
-        var st = stat()
-        if lstat(path, &st) != 0 && errno == ENOENT { return TokenStore() }
+        if FileIO.isMissing(path) { return TokenStore() }
         return try load(path, allowGroupRead: allowGroupRead)
     }
 
@@ -28,7 +23,7 @@ public enum TokenFile {
     /// that the rename itself survives a crash).
     public static func save(_ store: TokenStore, to path: String) throws(AuthError) {
         do { try FileIO.replaceAtomically(path, with: Array(store.serialized().utf8), mode: 0o600) } catch {
-            throw AuthError("cannot write \(path): \(error)")
+            throw AuthError(.file, "cannot write \(path): \(error)", cause: error)
         }
     }
 }

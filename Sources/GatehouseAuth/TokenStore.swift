@@ -1,17 +1,6 @@
 import GatehouseProtocol
 import GatehouseTLS
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// An error reading or writing the tokens file. The operator's to fix; `message` says how.
-public struct AuthError: Error, CustomStringConvertible, Sendable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// User names and the SHA-256 hashes of their tokens, loaded once and then read-only.
 ///
 /// Tokens are 256-bit random secrets, so a single fast hash is enough to make a stolen tokens
@@ -88,7 +77,7 @@ public struct TokenStore: Sendable {
     /// Adds or replaces `user`'s token with a new random one and returns the token, to be shown once.
     public mutating func issueToken(for user: String) throws(AuthError) -> String {
         guard UserName.isValid(user) else {
-            throw AuthError("invalid user name '\(user)': use 1 to 64 of A-Z a-z 0-9 . _ @ -")
+            throw AuthError(.invalidArgument, "invalid user name '\(user)': use \(CommandParser.userNameRule)")
         }
         let token = Base64URL.encode(Crypto.randomBytes(32))
         hashes[user] = Crypto.sha256(Array(token.utf8))

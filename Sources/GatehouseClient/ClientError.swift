@@ -1,6 +1,11 @@
 public import GatehouseProtocol
 
 /// Why a client operation failed.
+///
+/// The module's one error shape, as `TLSError`'s: `kind`, `message` (what the user reads:
+/// `description` is the message alone) and the wrapped `cause`. `Kind` is a plain enum rather
+/// than a struct over a private one because `.server` carries the server's `ErrorCode`, and
+/// callers (the CLI, the bench, the tests) match on it.
 public struct ClientError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Sendable, Equatable {
         /// The TCP connection could not be made or broke (the network's or the server's state).
@@ -21,10 +26,13 @@ public struct ClientError: Error, CustomStringConvertible, Sendable {
 
     public var kind: Kind
     public var message: String
+    /// The error this one wraps (a `SystemError`, a `TLSError`), nil when it is the origin.
+    public var cause: (any Error & Sendable)?
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, cause: (any Error & Sendable)? = nil) {
         self.kind = kind
         self.message = message
+        self.cause = cause
     }
 
     public var description: String { message }
@@ -54,14 +62,13 @@ public struct ClientError: Error, CustomStringConvertible, Sendable {
         }
     }
 
-    /// Classifies a reply line `ERR CODE text` as a server error, or nil if it is not one.
+    /// Classifies a reply line `ERR CODE text` as a server error, or nil if it is not one
+    /// (`Reply(line:)` reads it; an `ERR` line with a code this client does not know is a
+    /// protocol violation).
     public static func fromReply(_ line: String) -> ClientError? {
+        guard line.hasPrefix("ERR") else { return nil }
+        if case .error(let code, _)? = Reply(line: line) { return ClientError(.server(code), line) }
         guard line.hasPrefix("ERR ") else { return nil }
-        let rest = line.dropFirst(4)
-        let code = rest.split(separator: " ", maxSplits: 1).first.map(String.init) ?? ""
-        guard let known = ErrorCode(rawValue: code) else {
-            return ClientError(.protocolViolation, "unknown error reply: \(line)")
-        }
-        return ClientError(.server(known), line)
+        return ClientError(.protocolViolation, "unknown error reply: \(line)")
     }
 }

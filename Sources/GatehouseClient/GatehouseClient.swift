@@ -1,3 +1,4 @@
+import GatehouseProtocol
 public import GatehouseSystem
 public import GatehouseTLS
 import Synchronization
@@ -83,7 +84,7 @@ public final class GatehouseClient: Sendable {
                 throw error
             }
             if let error = ClientError.fromReply(lines[0]) { throw error }
-            guard lines[0].hasPrefix("HELLO gatehouse/1") else {
+            guard case .hello? = Reply(line: lines[0]) else {
                 throw ClientError(.protocolViolation, "unexpected greeting: \(lines[0])")
             }
             keepSession(of: connection)

@@ -1,10 +1,7 @@
+import DequeModule
 import GatehouseProtocol
 import GatehouseSystem
 public import GatehouseTLS
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A blocking client connection: TCP, TLS, greeting, then lines in and out.
 ///
@@ -15,8 +12,9 @@ public final class GatehouseConnection {
     private let tls: TLSConnection
     /// The greeting line, e.g. `HELLO gatehouse/1`.
     public private(set) var greeting: String = ""
-    private var inbound: [UInt8] = []
-    private var inboundStart = 0
+    /// Frames reply lines as `LineConnection` does; whole lines wait in `ready` until read.
+    private var framer = LineFramer(maxLine: LineConnection.maxReplyLine)
+    private var ready = Deque<String>()
     private var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
     private var closed = false
 
@@ -25,7 +23,7 @@ public final class GatehouseConnection {
     public init(_ config: ClientConfiguration, context: TLSContext) throws(ClientError) {
         let owned: OwnedFD
         do { owned = try Socket.connect(host: config.host, port: config.port) } catch {
-            throw ClientError(.network, "cannot connect to \(config.host):\(config.port): \(error)")
+            throw ClientError(.network, "cannot connect to \(config.host):\(config.port): \(error)", cause: error)
         }
         do { tls = try TLSConnection(context: context, fd: owned.raw) } catch {
             throw ClientError(.tls, "\(error)")
@@ -34,21 +32,21 @@ public final class GatehouseConnection {
         do {
             try tls.setServerName(config.serverName ?? config.host, verifyHost: config.verify)
         } catch {
-            Socket.close(fd)
+            abandon()
             throw ClientError(.tls, "\(error)")
         }
         switch tls.handshake() {
         case .done: break
         case .failed(let error):
-            Socket.close(fd)
+            abandon()
             throw ClientError(.tls, "TLS handshake with \(config.host):\(config.port) failed: \(error)")
         default:
-            Socket.close(fd)
+            abandon()
             throw ClientError(.tls, "TLS handshake with \(config.host):\(config.port) did not complete")
         }
         let first = try readLine()
         if let error = ClientError.fromReply(first) { throw error }
-        guard first.hasPrefix("HELLO gatehouse/1") else {
+        guard case .hello? = Reply(line: first) else {
             throw ClientError(.protocolViolation, "unexpected greeting: \(first)")
         }
         greeting = first
@@ -58,15 +56,22 @@ public final class GatehouseConnection {
         if !closed { Socket.close(fd) }
     }
 
+    /// Closes the socket of a connection whose set-up failed. A class whose init throws after
+    /// every property is set is deinitialized like any other, so `closed` must say so first:
+    /// otherwise `deinit` closes the number again, by then perhaps another thread's descriptor.
+    private func abandon() {
+        closed = true
+        Socket.close(fd)
+    }
+
     /// The TLS version and cipher negotiated, for display.
     public var tlsDescription: String { "\(tls.protocolVersion) \(tls.cipherName)" }
     public var sessionReused: Bool { tls.sessionReused }
 
     /// The user a client certificate authenticated, from the greeting.
     public var certificateUser: String? {
-        let words = greeting.split(separator: " ")
-        guard words.count == 4, words[2] == "AUTHENTICATED" else { return nil }
-        return String(words[3])
+        guard case .hello(let user)? = Reply(line: greeting) else { return nil }
+        return user
     }
 
     /// `AUTH user token`; throws the server's refusal.
@@ -74,7 +79,9 @@ public final class GatehouseConnection {
         try writeLine("AUTH \(user) \(token)")
         let reply = try readLine()
         if let error = ClientError.fromReply(reply) { throw error }
-        guard reply.hasPrefix("OK AUTH") else { throw ClientError(.protocolViolation, "unexpected reply: \(reply)") }
+        guard case .okAuth? = Reply(line: reply) else {
+            throw ClientError(.protocolViolation, "unexpected reply: \(reply)")
+        }
     }
 
     /// Sends one line and returns its reply line.
@@ -107,24 +114,24 @@ public final class GatehouseConnection {
     /// Reads the next reply line (without its LF).
     public func readLine() throws(ClientError) -> String {
         while true {
-            if let lf = inbound[inboundStart...].firstIndex(of: 0x0A) {
-                let line = String(decoding: inbound[inboundStart..<lf], as: UTF8.self)
-                inboundStart = lf + 1
-                if inboundStart == inbound.count {
-                    inbound.removeAll(keepingCapacity: true)
-                    inboundStart = 0
-                }
-                return line
-            }
+            if let line = ready.popFirst() { return line }
             let result = readBuffer.withUnsafeMutableBytes { tls.read(into: $0) }
             switch result {
-            case .done(let n): inbound.append(contentsOf: readBuffer[0..<n])
+            case .done(let n):
+                var tooLong = false
+                readBuffer.withUnsafeBytes { bytes in
+                    framer.feed(UnsafeRawBufferPointer(rebasing: bytes[0..<n])) { event in
+                        switch event {
+                        case .line(let line): ready.append(String(decoding: line, as: UTF8.self))
+                        case .tooLong: tooLong = true
+                        }
+                        return !tooLong
+                    }
+                }
+                if tooLong { throw ClientError(.protocolViolation, "reply line longer than 1 MiB") }
             case .wantRead, .wantWrite: continue
             case .closed: throw ClientError(.closed, "server closed the connection")
             case .failed(let error): throw ClientError(.network, "read failed: \(error)")
-            }
-            if inbound.count - inboundStart > 1 << 20 {
-                throw ClientError(.protocolViolation, "reply line longer than 1 MiB")
             }
         }
     }
@@ -156,7 +163,7 @@ public final class GatehouseConnection {
 
     /// Sends QUIT, waits for BYE and closes.
     public func quit() {
-        if let reply = try? request("QUIT"), reply == "BYE" {
+        if let reply = try? request("QUIT"), Reply(line: reply) == .bye {
             _ = try? readLine()  // the server's close_notify: EOF
         }
         close()

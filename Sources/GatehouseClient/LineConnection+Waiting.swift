@@ -1,8 +1,5 @@
+import GatehouseProtocol
 import GatehouseSystem
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A read buffer lent to `LineConnection.drive`: one per thread, not one per connection.
 ///
@@ -39,14 +36,15 @@ extension LineConnection {
         watch: [Int32] = [],
         readyWatched: inout [Int32]
     ) -> PumpOutcome {
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN) | (wantsWrite ? Int16(POLLOUT) : 0), revents: 0)]
-        for w in watch { fds.append(pollfd(fd: w, events: Int16(POLLIN), revents: 0)) }
-        var n: Int32
-        repeat { n = poll(&fds, nfds_t(fds.count), timeoutMs) } while n < 0 && errno == EINTR
-        if n < 0 { return .ended(ClientError(.network, "\(SystemError("poll", errno: errno))")) }
-        if n == 0 { return .timedOut }
-        for entry in fds.dropFirst() where entry.revents != 0 { readyWatched.append(entry.fd) }
-        if fds[0].revents != 0 {
+        var fds = [(fd: fd, events: Poll.readable | (wantsWrite ? Poll.writable : 0))]
+        for w in watch { fds.append((w, Poll.readable)) }
+        let ready: [Int16]
+        do { ready = try Poll.wait(fds, timeoutMs: timeoutMs) } catch {
+            return .ended(ClientError(.network, "\(error)"))
+        }
+        if ready.allSatisfy({ $0 == 0 }) { return .timedOut }
+        for (index, revents) in ready.enumerated().dropFirst() where revents != 0 { readyWatched.append(fds[index].fd) }
+        if ready[0] != 0 {
             if case .ended(let error) = drive(lines: &lines, scratch: scratch.buffer) { return .ended(error) }
         }
         return .ready
@@ -106,7 +104,7 @@ extension LineConnection {
     public func authenticate(user: String, token: String, scratch: ReadScratch, timeoutMs: Int) throws(ClientError) {
         let reply = try request("AUTH \(user) \(token)", scratch: scratch, timeoutMs: timeoutMs, what: "AUTH reply")
         if let error = ClientError.fromReply(reply) { throw error }
-        guard reply.hasPrefix("OK AUTH") else {
+        guard case .okAuth? = Reply(line: reply) else {
             throw ClientError(.protocolViolation, "unexpected reply to AUTH: \(reply)")
         }
     }

@@ -1,9 +1,6 @@
+import GatehouseProtocol
 public import GatehouseSystem
 public import GatehouseTLS
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A non-blocking client connection that speaks lines: connect, TLS handshake, then lines out
 /// (queued) and lines in (collected), driven by its owner's poll or epoll loop.
@@ -30,9 +27,14 @@ public final class LineConnection {
     let tls: TLSConnection
     private var outbound: [UInt8] = []
     private var outboundStart = 0
-    private var inbound: [UInt8] = []
+    /// Reply lines are framed as the server frames requests; a reply line may be up to 1 MiB.
+    private var framer = LineFramer(maxLine: LineConnection.maxReplyLine)
     private var handshakeWantsWrite = false
     private var writeBlocked = false
+
+    /// The longest reply line accepted, LF included: far above any reply of the protocol, so
+    /// only a broken or hostile server reaches it.
+    static let maxReplyLine = (1 << 20) + 1
 
     /// Starts a non-blocking connect to `address` and prepares TLS with SNI `serverName`.
     public init(
@@ -45,7 +47,7 @@ public final class LineConnection {
         var inProgress = false
         let socket: OwnedFD
         do { socket = try Socket.startConnect(to: address, inProgress: &inProgress) } catch {
-            throw ClientError(.network, "cannot connect to \(address): \(error)")
+            throw ClientError(.network, "cannot connect to \(address): \(error)", cause: error)
         }
         let tls: TLSConnection
         do {
@@ -102,8 +104,9 @@ public final class LineConnection {
         if phase == .connecting {
             if let error = Socket.connectResult(fd) { return end(ClientError(.network, "\(error)")) }
             // Still connecting if the socket is not writable yet: a zero-timeout poll tells.
-            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            guard poll(&pfd, 1, 0) == 1 else { return .progress }
+            guard let ready = try? Poll.wait([(fd, Poll.writable)], timeoutMs: 0), ready[0] != 0 else {
+                return .progress
+            }
             if let error = Socket.connectResult(fd) { return end(ClientError(.network, "\(error)")) }
             phase = .handshaking
         }
@@ -149,10 +152,15 @@ public final class LineConnection {
         while true {
             switch tls.read(into: scratch) {
             case .done(let n):
-                splitLines(UnsafeRawBufferPointer(rebasing: scratch[0..<n]), into: &lines)
-                if inbound.count > 1 << 20 {
-                    return end(ClientError(.protocolViolation, "reply line longer than 1 MiB"))
+                var tooLong = false
+                framer.feed(UnsafeRawBufferPointer(rebasing: scratch[0..<n])) { event in
+                    switch event {
+                    case .line(let bytes): lines.append(String(decoding: bytes, as: UTF8.self))
+                    case .tooLong: tooLong = true
+                    }
+                    return !tooLong
                 }
+                if tooLong { return end(ClientError(.protocolViolation, "reply line longer than 1 MiB")) }
             case .wantRead, .wantWrite:
                 return .progress
             case .closed:
@@ -161,18 +169,6 @@ public final class LineConnection {
                 return end(ClientError(.network, "read failed: \(error)"))
             }
         }
-    }
-
-    private func splitLines(_ bytes: UnsafeRawBufferPointer, into lines: inout [String]) {
-        var start = 0
-        for i in 0..<bytes.count where bytes[i] == 0x0A {
-            inbound.append(contentsOf: bytes[start..<i])
-            if inbound.last == 0x0D { inbound.removeLast() }
-            lines.append(String(decoding: inbound, as: UTF8.self))
-            inbound.removeAll(keepingCapacity: true)
-            start = i + 1
-        }
-        if start < bytes.count { inbound.append(contentsOf: bytes[start...]) }
     }
 
     private func end(_ error: ClientError?) -> Event {

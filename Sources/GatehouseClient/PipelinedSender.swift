@@ -1,3 +1,5 @@
+import DequeModule
+import GatehouseProtocol
 import GatehouseSystem
 
 /// A message to send: its bytes (without LF) and how to name it to the user (`message 3`, `line 7`).
@@ -85,7 +87,7 @@ public struct PipelinedSender {
         onOutcome: (OutgoingMessage, MessageOutcome) -> Void
     ) -> SendSummary {
         var summary = SendSummary()
-        var inFlight = FIFOQueue<InFlight>()
+        var inFlight = Deque<InFlight>()
         var authInFlight = false
         var buffered: [OutgoingMessage] = []
         var lines: [String] = []
@@ -153,7 +155,7 @@ public struct PipelinedSender {
                 if let error {
                     summary.refused += 1
                     onOutcome(message, .refused(error))
-                } else if line.hasPrefix("ACK "), let n = Int(line.dropFirst(4).prefix { $0 != " " }) {
+                } else if case .ack(let n)? = Reply(line: line) {
                     summary.acknowledged += 1
                     onOutcome(message, .acknowledged(n))
                 } else {
@@ -181,7 +183,7 @@ public struct PipelinedSender {
                 break
             }
         }
-        summary.unanswered = inFlight.elements.compactMap { entry in
+        summary.unanswered = inFlight.compactMap { entry in
             if case .message(let message) = entry { return message }
             return nil
         }
@@ -192,37 +194,5 @@ public struct PipelinedSender {
     private enum InFlight {
         case message(OutgoingMessage)
         case auth
-    }
-}
-
-/// A small FIFO over an array with a moving head, for replies matched in order.
-struct FIFOQueue<Element> {
-    private var storage: [Element] = []
-    private var head = 0
-
-    var count: Int { storage.count - head }
-    var isEmpty: Bool { head == storage.count }
-    var elements: ArraySlice<Element> { storage[head...] }
-
-    mutating func append(_ element: Element) { storage.append(element) }
-
-    mutating func prepend(_ element: Element) {
-        if head > 0 {
-            head -= 1
-            storage[head] = element
-        } else {
-            storage.insert(element, at: 0)
-        }
-    }
-
-    mutating func popFirst() -> Element? {
-        guard head < storage.count else { return nil }
-        let element = storage[head]
-        head += 1
-        if head > 1024 && head * 2 > storage.count {
-            storage.removeFirst(head)
-            head = 0
-        }
-        return element
     }
 }

@@ -27,20 +27,23 @@ public enum JWSAlgorithm: String, CaseIterable, Sendable, Comparable {
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             let name = String(item)
             if name.lowercased() == "none" {
-                return .failure(JWKError("'none' (unsigned tokens) is never accepted"))
+                return .failure(JWKError(.algorithm, "'none' (unsigned tokens) is never accepted"))
             }
             if name.uppercased().hasPrefix("HS") {
                 return .failure(
-                    JWKError("\(name): HMAC algorithms are never accepted (shared secrets, not public keys)")
+                    JWKError(
+                        .algorithm,
+                        "\(name): HMAC algorithms are never accepted (shared secrets, not public keys)"
+                    )
                 )
             }
             guard let algorithm = JWSAlgorithm(rawValue: name) else {
                 let known = allCases.map(\.rawValue).joined(separator: ", ")
-                return .failure(JWKError("unknown algorithm '\(name)' (known: \(known))"))
+                return .failure(JWKError(.algorithm, "unknown algorithm '\(name)' (known: \(known))"))
             }
             out.insert(algorithm)
         }
-        guard !out.isEmpty else { return .failure(JWKError("no algorithm given")) }
+        guard !out.isEmpty else { return .failure(JWKError(.algorithm, "no algorithm given")) }
         return .success(out)
     }
 }
@@ -78,11 +81,56 @@ public enum EdwardsCurve: String, Sendable {
     public var signatureSize: Int { self == .ed25519 ? 64 : 114 }
 }
 
-/// A JWKS file, or a key in it, that cannot be used; `message` says why, for the operator.
+/// A JWKS file, a key in it, or an algorithm list that cannot be used; `message` says why,
+/// for the operator.
+///
+/// The module's error shape, as `TLSError`'s: `kind`, `message` (`description` is the message
+/// alone) and the wrapped `cause` (the `JSONError` of a file that is not JSON). Two module errors
+/// keep their own shapes on purpose: `JSONError` is the parser's leaf (a byte offset and a
+/// reason, wrapped here as a cause), and `JWTFailure` is a verdict on a client's token whose
+/// `check` names the failed rule for logs and metrics, not an error for an operator.
 public struct JWKError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// What went wrong. A struct over a private enum, so new kinds can be added.
+    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: Hashable, Sendable { case algorithm, key, document }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// An algorithm list names an unknown or a forbidden algorithm. The operator's.
+        public static let algorithm = Kind(.algorithm)
+        /// One key cannot be used (type, size, encoding, `alg`). The identity provider's.
+        public static let key = Kind(.key)
+        /// The JWKS document as a whole is refused (not JSON, too large, no usable key). The
+        /// identity provider's or the operator's.
+        public static let document = Kind(.document)
+
+        public var description: String {
+            switch base {
+            case .algorithm: "algorithm"
+            case .key: "key"
+            case .document: "document"
+            }
+        }
+    }
+
+    public var kind: Kind
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// The error this one wraps, nil when it is the origin.
+    public var cause: (any Error & Sendable)?
+
+    public init(_ kind: Kind, _ message: String, cause: (any Error & Sendable)? = nil) {
+        self.kind = kind
+        self.message = message
+        self.cause = cause
+    }
+
+    /// A `.key` error.
+    public init(_ message: String) { self.init(.key, message) }
+
     public var description: String { message }
+
+    /// Equal when kind and message are: the cause is detail.
+    public static func == (a: JWKError, b: JWKError) -> Bool { a.kind == b.kind && a.message == b.message }
 }
 
 /// One public signature key from a JWKS (RFC 7517), checked and decoded.
@@ -244,13 +292,15 @@ public struct JWKSet: Equatable, Sendable {
     /// Parses a JWKS document. Throws when it is not one, when a key is malformed, when it holds
     /// private key material, or when no usable key is left.
     public init(parsing bytes: some Collection<UInt8>) throws(JWKError) {
-        guard bytes.count <= Self.maxFileBytes else { throw JWKError("larger than \(Self.maxFileBytes) bytes") }
+        guard bytes.count <= Self.maxFileBytes else {
+            throw JWKError(.document, "larger than \(Self.maxFileBytes) bytes")
+        }
         let document: JSONValue
         do { document = try JSONParser(maxDepth: 8, maxContainerCount: 4096).parse(bytes) } catch {
-            throw JWKError("not JSON: \(error)")
+            throw JWKError(.document, "not JSON: \(error)", cause: error)
         }
-        guard let list = document.object?["keys"]?.array else { throw JWKError("no \"keys\" array") }
-        guard list.count <= Self.maxKeys else { throw JWKError("more than \(Self.maxKeys) keys") }
+        guard let list = document.object?["keys"]?.array else { throw JWKError(.document, "no \"keys\" array") }
+        guard list.count <= Self.maxKeys else { throw JWKError(.document, "more than \(Self.maxKeys) keys") }
         var keys: [JWK] = []
         var skipped: [String] = []
         for (index, value) in list.enumerated() {
@@ -262,7 +312,9 @@ public struct JWKSet: Equatable, Sendable {
                 skipped.append("key \(index + 1)\(kid): \(why ?? "unusable")")
             }
         }
-        guard !keys.isEmpty else { throw JWKError("no usable signature key (\(skipped.joined(separator: "; ")))") }
+        guard !keys.isEmpty else {
+            throw JWKError(.document, "no usable signature key (\(skipped.joined(separator: "; ")))")
+        }
         self.keys = keys
         self.skipped = skipped
     }

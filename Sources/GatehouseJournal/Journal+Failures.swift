@@ -1,9 +1,5 @@
 import GatehouseSystem
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// What the journal thread does when the disk fails: cut back, set the file aside, write again.
 extension Journal {
     /// After a failed write: cut the partial group off and make the cut durable. The page cache
@@ -60,9 +56,7 @@ extension Journal {
         }
         if s.setAsideRenamed {
             do {
-                let fresh = try FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600)
-                close(s.fd)
-                s.fd = fresh.release()
+                s.file = try FileIO.openForAppending(path, mode: 0o600)  // the old one closes here
                 s.setAsideRenamed = false
             } catch {
                 return false

@@ -1,12 +1,10 @@
 import GatehouseSystem
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The journal thread's file state. Only that thread touches it after `init`.
-struct WriterState {
-    var fd: Int32
+struct WriterState: ~Copyable {
+    /// The active file; replacing it closes the old one.
+    var file: OwnedFD
+    var fd: Int32 { file.raw }
     var nextID: UInt64
     /// The last stored record and its digest (nil: the chain starts from genesis).
     var lastID: UInt64
@@ -31,8 +29,8 @@ struct WriterState {
     var failing = false
     var output: [UInt8] = []
 
-    init(fd: Int32, nextID: UInt64, lastID: UInt64, digest: JournalDigest?, reserved: UInt64, size: Int) {
-        self.fd = fd
+    init(file: consuming OwnedFD, nextID: UInt64, lastID: UInt64, digest: JournalDigest?, reserved: UInt64, size: Int) {
+        self.file = file
         self.nextID = nextID
         self.lastID = lastID
         self.digest = digest
@@ -255,9 +253,7 @@ extension Journal {
                 return
             }
             do {
-                let fresh = try FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600)
-                close(s.fd)
-                s.fd = fresh.release()
+                s.file = try FileIO.openForAppending(path, mode: 0o600)  // the old one closes here
             } catch {
                 // Keep writing to the renamed file rather than stop: nothing is lost, the next
                 // rotation tries again.
@@ -296,11 +292,10 @@ extension Journal {
                 }
             }
             do {
-                let fresh = try FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600)
+                let fresh = try FileIO.openForAppending(path, mode: 0o600)
                 try FileIO.syncDirectory(holding: path)
                 let size = try FileIO.size(fresh.raw)
-                close(s.fd)
-                s.fd = fresh.release()
+                s.file = fresh  // the old one closes here
                 s.size = size
                 s.durableSize = size
                 s.needsSetAside = false
@@ -356,11 +351,7 @@ extension Journal {
         }
     }
 
-    func monotonicMs() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
-    }
+    func monotonicMs() -> UInt64 { Process.monotonicMilliseconds() }
 }
 
 extension JournalBatch {

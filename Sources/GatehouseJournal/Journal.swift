@@ -1,10 +1,6 @@
 public import GatehouseSystem
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Something the journal did that an operator should see in the log.
 public enum JournalEvent: Sendable, Equatable {
     /// The active file reached its size limit and was renamed to this segment.
@@ -71,7 +67,8 @@ public final class Journal: Sendable {
     }
 
     let queue = Mutex(Queue())
-    let wakeFD: Int32
+    let wake: OwnedFD
+    var wakeFD: Int32 { wake.raw }
     let state: Mutex<WriterState>
     private let thread = Mutex<OSThread?>(nil)
     let completion: @Sendable ([JournalBatch]) -> Void
@@ -134,7 +131,7 @@ public final class Journal: Sendable {
         self.maxStreams = max(1, maxStreams)
         let saved = try JournalState.load(for: path)
         let owned: OwnedFD
-        do { owned = try FileIO.open(path, flags: O_RDWR | O_CREAT | O_APPEND, mode: 0o600) } catch {
+        do { owned = try FileIO.openForAppending(path, mode: 0o600) } catch {
             throw JournalError("cannot open journal: \(error)")
         }
         let report = try JournalRecovery.open(fd: owned.raw, path: path, state: saved)
@@ -161,13 +158,13 @@ public final class Journal: Sendable {
             throw JournalError("\(path): cannot make the journal durable at start: \(error)")
         }
         let wake: OwnedFD
-        do { wake = try EventFD.create() } catch { throw JournalError("\(error)") }
-        // Both descriptors live as long as the journal; `deinit` closes them.
-        self.wakeFD = wake.release()
+        do { wake = try EventFD.create() } catch { throw JournalError("\(error)", cause: error) }
+        // Both descriptors live as long as the journal, and close with it.
+        self.wake = wake
         self.recovery = report
         self.state = Mutex(
             WriterState(
-                fd: owned.release(),
+                file: owned,
                 nextID: report.nextID,
                 lastID: report.lastID,
                 digest: report.digest,
@@ -176,11 +173,6 @@ public final class Journal: Sendable {
             )
         )
         thread.withLock { $0 = OSThread(name: "gh-journal") { [self] in self.run() } }
-    }
-
-    deinit {
-        state.withLock { _ = close($0.fd) }
-        close(wakeFD)
     }
 
     /// Hands a batch to the journal thread. Called by workers; never blocks on I/O.

@@ -1,9 +1,5 @@
 import GatehouseSystem
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// What opening a journal found.
 public struct JournalRecoveryReport: Sendable, Equatable {
     /// The id of the last stored record (in the active file, the newest segment, or per the
@@ -47,7 +43,7 @@ enum JournalRecovery {
         previousID: UInt64 = 0
     ) throws(JournalError) -> JournalRecoveryReport {
         let size: Int
-        do { size = try FileIO.size(fd) } catch { throw JournalError("\(path): \(error)") }
+        do { size = try FileIO.size(fd) } catch { throw JournalError("\(path): \(error)", cause: error) }
         // The first record of the file anchors the chain: its predecessor may be in a file that
         // an external rotation moved away (`journal verify` checks the joins between files).
         var check = RecordCheck(lastID: previousID, digest: nil)
@@ -86,7 +82,7 @@ enum JournalRecovery {
         }
         let torn = size - goodEnd
         if torn > 0 {
-            do { try FileIO.truncate(fd, to: goodEnd) } catch { throw JournalError("\(path): \(error)") }
+            do { try FileIO.truncate(fd, to: goodEnd) } catch { throw JournalError("\(path): \(error)", cause: error) }
         }
         var report = JournalRecoveryReport(lastID: check.lastID, truncatedBytes: torn, size: goodEnd)
         report.digest = check.digest
@@ -135,9 +131,9 @@ enum JournalRecovery {
     static func lastRecordInSegments(of path: String) throws(JournalError) -> (id: UInt64, digest: JournalDigest?) {
         guard let newest = JournalSegments.list(path).last else { return (0, nil) }
         let owned: OwnedFD
-        do { owned = try FileIO.open(newest.path, flags: O_RDONLY) } catch { throw JournalError("\(error)") }
+        do { owned = try FileIO.openForReading(newest.path) } catch { throw JournalError("\(error)", cause: error) }
         let size: Int
-        do { size = try FileIO.size(owned.raw) } catch { throw JournalError("\(newest.path): \(error)") }
+        do { size = try FileIO.size(owned.raw) } catch { throw JournalError("\(newest.path): \(error)", cause: error) }
         if size == 0 { return (0, nil) }
         // A segment is complete by construction; its last line is read backwards in one go.
         let window = min(size, 1 << 20)
@@ -175,13 +171,8 @@ enum JournalSegments {
         let slash = path.lastIndex(of: "/")
         let dir = slash.map { String(path[..<$0]) } ?? "."
         let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        guard let handle = opendir(dir.isEmpty ? "/" : dir) else { return [] }
-        defer { closedir(handle) }
         var out: [Segment] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+        for name in FileIO.directoryEntries(dir.isEmpty ? "/" : dir) {
             guard name.hasPrefix(base + "."), let number = Int(name.dropFirst(base.count + 1)), number > 0 else {
                 continue
             }

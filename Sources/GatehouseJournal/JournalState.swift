@@ -1,9 +1,5 @@
 import GatehouseSystem
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// What the journal remembers where no rotation tool can rename it away: `<journal>.state`, one
 /// JSON line, replaced atomically (temporary file, fsync, rename, fsync of the folder).
 ///
@@ -83,7 +79,7 @@ struct JournalState: Equatable {
         guard FileIO.exists(path) else { return nil }
         let bytes: [UInt8]
         do {
-            let fd = try FileIO.open(path, flags: O_RDONLY)
+            let fd = try FileIO.openForReading(path)
             bytes = try FileIO.read(fd.raw, count: 4096, at: 0)
         } catch {
             throw JournalError("\(path): \(error)")

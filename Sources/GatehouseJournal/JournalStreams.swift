@@ -1,10 +1,6 @@
 import GatehouseSystem
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A stream: its user and its name (PROTOCOL.md, Streams). Both are restricted to characters
 /// that JSON strings carry unescaped (`A-Z a-z 0-9 . _ @ -`, and `:` in names).
 public struct StreamKey: Hashable, Sendable, CustomStringConvertible {
@@ -81,9 +77,9 @@ struct StreamTable {
         let path = path(for: journal)
         guard FileIO.exists(path) else { return table }
         let fd: OwnedFD
-        do { fd = try FileIO.open(path, flags: O_RDONLY) } catch { throw JournalError("\(path): \(error)") }
+        do { fd = try FileIO.openForReading(path) } catch { throw JournalError("\(path): \(error)", cause: error) }
         let size: Int
-        do { size = try FileIO.size(fd.raw) } catch { throw JournalError("\(path): \(error)") }
+        do { size = try FileIO.size(fd.raw) } catch { throw JournalError("\(path): \(error)", cause: error) }
         var bad: Int?
         _ = try LineReader.forEachLine(fd: fd.raw, size: size, path: path) { line, offset in
             guard let user = StreamFields.string(line, after: #"{"user":""#),
@@ -113,7 +109,7 @@ struct StreamTable {
     /// > Warning: blocking file I/O: reads the whole active file (bounded by `--journal-max-bytes`).
     mutating func scan(fd: Int32, path: String) throws(JournalError) {
         let size: Int
-        do { size = try FileIO.size(fd) } catch { throw JournalError("\(path): \(error)") }
+        do { size = try FileIO.size(fd) } catch { throw JournalError("\(path): \(error)", cause: error) }
         _ = try LineReader.forEachLine(fd: fd, size: size, path: path) { line, _ in
             // The stream fields come before the text, so a text cannot fake them (its quotes
             // are escaped anyway).
@@ -167,30 +163,19 @@ enum StreamFields {
     static func unixSeconds(_ text: String) -> Int64? {
         let b = Array(text.utf8)
         guard b.count >= 19 else { return nil }
-        func n(_ r: Range<Int>) -> Int32? {
-            var v: Int32 = 0
+        func n(_ r: Range<Int>) -> Int? {
+            var v = 0
             for i in r {
                 guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
-                v = v * 10 + Int32(b[i] - 0x30)
+                v = v * 10 + Int(b[i] - 0x30)
             }
             return v
         }
         guard let y = n(0..<4), let mo = n(5..<7), let d = n(8..<10), let h = n(11..<13), let mi = n(14..<16),
             let s = n(17..<19)
         else { return nil }
-        var parts = tm()
-        parts.tm_year = y - 1900
-        parts.tm_mon = mo - 1
-        parts.tm_mday = d
-        parts.tm_hour = h
-        parts.tm_min = mi
-        parts.tm_sec = s
-        return Int64(timegm(&parts))
+        return WallClock.seconds(of: WallClock.UTC(year: y, month: mo, day: d, hour: h, minute: mi, second: s))
     }
 
-    static func nowSeconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec)
-    }
+    static func nowSeconds() -> Int64 { WallClock.seconds() }
 }

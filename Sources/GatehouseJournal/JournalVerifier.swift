@@ -1,9 +1,5 @@
 import GatehouseSystem
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// What `journal verify` found: the whole chain checked, or the first record that breaks it.
 public struct JournalVerification: Sendable {
     /// The first bad record: its file, byte offset in that file, id (if it has one) and fault.
@@ -45,9 +41,9 @@ public enum JournalVerifier {
         var check = RecordCheck()
         for (index, file) in result.files.enumerated() {
             let fd: OwnedFD
-            do { fd = try FileIO.open(file, flags: O_RDONLY) } catch { throw JournalError("\(file): \(error)") }
+            do { fd = try FileIO.openForReading(file) } catch { throw JournalError("\(file): \(error)", cause: error) }
             let size: Int
-            do { size = try FileIO.size(fd.raw) } catch { throw JournalError("\(file): \(error)") }
+            do { size = try FileIO.size(fd.raw) } catch { throw JournalError("\(file): \(error)", cause: error) }
             var firstLine = true
             let end = try LineReader.forEachLine(fd: fd.raw, size: size, path: file) { line, offset in
                 defer { firstLine = false }

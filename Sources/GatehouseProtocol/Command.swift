@@ -47,7 +47,7 @@ public enum CommandParser {
                 return .failure(.syntax("usage: AUTH <user> <token>"))
             }
             guard user.count <= maxUserLength, line[user].allSatisfy(isUserByte) else {
-                return .failure(.syntax("a user name is 1 to 64 of A-Z a-z 0-9 . _ @ -"))
+                return .failure(.syntax("a user name is \(userNameRule)"))
             }
             guard token.count <= maxTokenLength else { return .failure(.syntax("token too long")) }
             return .success(.auth(user: user, token: token))
@@ -115,6 +115,10 @@ public enum CommandParser {
         let bytes = Array(name.utf8)
         return !bytes.isEmpty && bytes.count <= maxStreamNameLength && bytes.allSatisfy(isStreamByte)
     }
+
+    /// The user-name rule in words, for every message that refuses a name (`AUTH`, the tokens
+    /// file, the client map, the token tool): one rule, one wording.
+    public static let userNameRule = "1 to \(maxUserLength) of A-Z a-z 0-9 . _ @ -"
 
     /// Whether `name` is a valid user name for the protocol and the tokens file.
     public static func isValidUserName(_ name: String) -> Bool {

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import GatehouseSystem
 
 /// A CIDR block, IPv4 (`10.0.0.0/8`) or IPv6 (`2001:db8::/32`), for `--throttle-exempt`. An
 /// address alone is a block of one. An IPv4-mapped IPv6 peer (`::ffff:10.1.2.3`) is matched
@@ -60,11 +58,7 @@ public struct AddressRange: Sendable, Equatable, CustomStringConvertible {
     }
 
     private static func bytes(of address: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, address, &v4) == 1 { return withUnsafeBytes(of: v4) { Array($0) } }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, address, &v6) == 1 { return withUnsafeBytes(of: v6) { Array($0) } }
-        return nil
+        IPAddress.v4(address) ?? IPAddress.v6(address)
     }
 
     private static func masked(_ bytes: [UInt8], _ prefix: Int) -> [UInt8] {

@@ -1,3 +1,4 @@
+import DequeModule
 import GatehouseProtocol
 
 /// The replies of one connection, in the order of the lines they answer, and its messages in
@@ -22,7 +23,7 @@ struct ReplyQueue {
     /// Encoded replies; `bytes[start...]` is not yet written.
     private(set) var bytes: [UInt8] = []
     private(set) var start = 0
-    private var slots = FIFO<Slot>()
+    private var slots = Deque<Slot>()
     /// Encoded replies waiting behind slots.
     private(set) var waitingBytes = 0
     /// Journal bytes of the messages in flight.
@@ -43,20 +44,17 @@ struct ReplyQueue {
         if slots.isEmpty {
             reply.encode(into: &bytes)
         } else {
-            var added = 0
-            slots.updateLast { slot in
-                let before = slot.behind.count
-                reply.encode(into: &slot.behind)
-                added = slot.behind.count - before
-            }
-            waitingBytes += added
+            let last = slots.index(before: slots.endIndex)
+            let before = slots[last].behind.count
+            reply.encode(into: &slots[last].behind)  // in place: Deque's subscript yields it
+            waitingBytes += slots[last].behind.count - before
         }
     }
 
     /// Puts the ACK of message `n` in line; its outcome comes with `resolve`.
     @inline(__always)
     mutating func pushMessage(n: Int, journalBytes: Int) {
-        slots.push(Slot(n: n, journalBytes: journalBytes, behind: []))
+        slots.append(Slot(n: n, journalBytes: journalBytes, behind: []))
         inFlightBytes += journalBytes
     }
 
@@ -64,7 +62,7 @@ struct ReplyQueue {
     /// replies that waited behind it. Returns the message's number.
     @discardableResult
     mutating func resolve(stored: Bool, failure: @autoclosure () -> Reply) -> Int? {
-        guard let slot = slots.pop() else { return nil }
+        guard let slot = popSlot() else { return nil }
         inFlightBytes -= slot.journalBytes
         waitingBytes -= slot.behind.count
         if stored {
@@ -78,9 +76,17 @@ struct ReplyQueue {
 
     /// Forgets the oldest message in flight without a reply (its connection is closed).
     mutating func dropOldest() {
-        guard let slot = slots.pop() else { return }
+        guard let slot = popSlot() else { return }
         inFlightBytes -= slot.journalBytes
         waitingBytes -= slot.behind.count
+    }
+
+    /// The oldest slot. A drained queue gives its memory back, so an idle connection holds none.
+    @inline(__always)
+    private mutating func popSlot() -> Slot? {
+        let slot = slots.popFirst()
+        if slots.isEmpty && slot != nil { slots = Deque() }
+        return slot
     }
 
     /// Calls `body` with the bytes not yet written.

@@ -69,11 +69,11 @@ extension Server {
         if folder.isEmpty { folder = "/" }
         guard st.st_mode & S_IFMT == S_IFDIR else { return "journal folder \(folder) is not a folder" }
         // Try it for real: access(2) says yes to root everywhere, even where nothing can be made.
-        let probe = folder + "/.gatehouse-check-\(getpid())"
-        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return "journal folder \(folder) is not writable: \(String(cString: strerror(errno)))" }
-        close(fd)
-        unlink(probe)
+        let probe = folder + "/.gatehouse-check-\(Process.id)"
+        do { _ = try FileIO.createNew(probe, mode: 0o600) } catch {
+            return "journal folder \(folder) is not writable: \(error.reason)"
+        }
+        FileIO.remove(probe)
         return nil
     }
 

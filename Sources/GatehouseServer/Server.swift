@@ -5,17 +5,6 @@ import GatehouseTLS
 public import Logging
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// An error that keeps the server from starting; `message` tells the operator what to fix.
-public struct ServerError: Error, CustomStringConvertible, Sendable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// The Gatehouse server: listeners, worker threads, journal; started once, stopped once.
 ///
 /// `start` builds everything and returns once the workers accept; `drain` begins a graceful
@@ -71,22 +60,19 @@ public final class Server: Sendable {
         let jwt: JWTVerifier?
         do { jwt = try config.jwt.map(JWTVerifier.load) } catch { throw ServerError(error.message) }
         if let jwt { Server.logJWKS(jwt, logger: logger, message: "JWKS loaded") }
-        if geteuid() == 0 {
+        if Process.effectiveUserID == 0 {
             logger.warning(
                 "running as root: gatehouse-server needs no privilege; run it as an unprivileged user (see SECURITY.md)"
             )
         }
 
-        let workerCount = config.workers > 0 ? config.workers : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let workerCount = config.workers > 0 ? config.workers : Process.processorCount
         // Inboxes exist before the journal so that its completion handler can reach them.
-        var wakeFDs: [Int32] = []
         var inboxes: [WorkerInbox] = []
         for _ in 0..<workerCount {
-            do {
-                let fd = try EventFD.create().release()  // kept for the life of the process
-                wakeFDs.append(fd)
-                inboxes.append(WorkerInbox(wakeFD: fd))
-            } catch { throw ServerError("\(error)") }
+            do { inboxes.append(WorkerInbox(wake: try EventFD.create())) } catch {
+                throw ServerError("\(error)", cause: error)
+            }
         }
         let routes = inboxes
         let health = ServerHealth()
@@ -200,7 +186,7 @@ public final class Server: Sendable {
                     epoll: epoll,
                     inbox: inboxes[index]
                 )
-            } catch { throw ServerError("worker \(index): \(error)") }
+            } catch { throw ServerError("worker \(index): \(error)", cause: error) }
             let box = UncheckedBox(worker)
             let thread = OSThread(name: "gh-worker-\(index)") { box.value.run() }
             handles.append(WorkerHandle(inbox: inboxes[index], thread: thread))
@@ -299,7 +285,7 @@ public final class Server: Sendable {
                 allowGroupRead: config.allowGroupReadableSecrets
             )
         } catch { throw ServerError(error.message) }
-        do { return try TLSContext(server: tls) } catch { throw ServerError("TLS: \(error)") }
+        do { return try TLSContext(server: tls) } catch { throw ServerError("TLS: \(error)", cause: error) }
     }
 
     /// Reloads the client map, when one is configured.

@@ -1,6 +1,7 @@
 import GatehouseAuth
 import GatehouseJWT
 import GatehouseProtocol
+import GatehouseSystem
 import Logging
 
 /// Checking `AUTH` credentials, and the expiry of connections an access token authenticated.

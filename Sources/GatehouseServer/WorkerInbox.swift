@@ -25,10 +25,12 @@ final class WorkerInbox: Sendable {
     }
 
     private let content = Mutex(Content())
-    let wakeFD: Int32
+    /// The worker's eventfd, owned here: it lives as long as anyone can post.
+    let wake: OwnedFD
+    var wakeFD: Int32 { wake.raw }
 
-    init(wakeFD: Int32) {
-        self.wakeFD = wakeFD
+    init(wake: consuming OwnedFD) {
+        self.wake = wake
     }
 
     func post(batches: [JournalBatch]) {

@@ -6,14 +6,11 @@ import Glibc
 extension FileIO {
     /// fsync: data and metadata (used on folders, after a create or a rename in them).
     public static func fsync(_ fd: Int32) throws(SystemError) {
-        while Glibc.fsync(fd) != 0 {
-            if errno == EINTR { continue }
-            throw SystemError("fsync", errno: errno)
-        }
+        _ = try Syscall.call("fsync") { Glibc.fsync(fd) }
     }
 
     public static func rename(_ from: String, to: String) throws(SystemError) {
-        guard Glibc.rename(from, to) == 0 else { throw SystemError("rename(\(from), \(to))", errno: errno) }
+        _ = try Syscall.call("rename(\(from), \(to))") { Glibc.rename(from, to) }
     }
 
     /// Makes a create or a rename in the folder holding `path` durable: fsync of the folder.
@@ -35,16 +32,15 @@ extension FileIO {
         do throws(SystemError) {
             let fd = try open(temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: mode)
             try writeAll(fd.raw, bytes)
-            guard fchmod(fd.raw, mode_t(mode)) == 0 else { throw SystemError("fchmod(\(temporary))", errno: errno) }
+            _ = try Syscall.call("fchmod(\(temporary))") { fchmod(fd.raw, mode_t(mode)) }
             try fsync(fd.raw)
         } catch {
             _ = unlink(temporary)
             throw error
         }
-        guard Glibc.rename(temporary, path) == 0 else {
-            let failure = SystemError("rename(\(temporary), \(path))", errno: errno)
+        do { try rename(temporary, to: path) } catch {
             _ = unlink(temporary)
-            throw failure
+            throw error
         }
         try syncDirectory(holding: path)
     }

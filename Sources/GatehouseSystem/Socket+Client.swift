@@ -21,31 +21,27 @@ extension Socket {
         var one: Int32 = 1
         setsockopt(raw, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         var storage = address.storage
-        while true {
-            let rc = withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(raw, $0, address.length) }
+        do throws(SystemError) {
+            _ = try Syscall.call("connect(\(address))") {
+                withUnsafePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(raw, $0, address.length) }
+                }
             }
-            if rc == 0 {
-                inProgress = false
-                return fd
-            }
-            switch errno {
-            case EINTR: continue
-            case EINPROGRESS:
-                inProgress = true
-                return fd
-            default: throw SystemError("connect(\(address))", errno: errno)
-            }
+            inProgress = false
+        } catch {
+            guard error.errno == EINPROGRESS else { throw error }
+            inProgress = true
         }
+        return fd
     }
 
     /// The outcome of a non-blocking connect once the socket is writable (SO_ERROR).
     public static func connectResult(_ fd: Int32) -> SystemError? {
         var error: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 else {
-            return SystemError("getsockopt(SO_ERROR)", errno: errno)
-        }
+        do throws(SystemError) {
+            _ = try Syscall.call("getsockopt(SO_ERROR)") { getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) }
+        } catch { return error }
         return error == 0 ? nil : SystemError("connect", errno: error)
     }
 }

@@ -106,9 +106,7 @@ public enum Socket {
     /// A new TCP socket of `family`, close-on-exec, optionally non-blocking.
     public static func stream(family: Int32, nonBlocking: Bool) throws(SystemError) -> OwnedFD {
         let flags = CGatehouseLinux_SOCK_CLOEXEC | (nonBlocking ? CGatehouseLinux_SOCK_NONBLOCK : 0)
-        let raw = socket(family, Int32(SOCK_STREAM.rawValue) | flags, 0)
-        guard raw >= 0 else { throw SystemError("socket", errno: errno) }
-        return OwnedFD(taking: raw)
+        return OwnedFD(taking: try Syscall.call("socket") { socket(family, Int32(SOCK_STREAM.rawValue) | flags, 0) })
     }
 
     /// A non-blocking listening socket on `address`, with SO_REUSEADDR, SO_REUSEPORT (so each
@@ -125,19 +123,21 @@ public enum Socket {
         var one: Int32 = 1
         var zero: Int32 = 0
         setsockopt(raw, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard !reusePort || setsockopt(raw, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) == 0
-        else {
-            throw SystemError("setsockopt(SO_REUSEPORT)", errno: errno)
+        if reusePort {
+            _ = try Syscall.call("setsockopt(SO_REUSEPORT)") {
+                setsockopt(raw, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
         }
         if family == AF_INET6 {
             setsockopt(raw, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size))
         }
         var storage = address.storage
-        let rc = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(raw, $0, address.length) }
+        _ = try Syscall.call("bind(\(address))") {
+            withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(raw, $0, address.length) }
+            }
         }
-        guard rc == 0 else { throw SystemError("bind(\(address))", errno: errno) }
-        guard Glibc.listen(raw, backlog) == 0 else { throw SystemError("listen", errno: errno) }
+        _ = try Syscall.call("listen") { Glibc.listen(raw, backlog) }
         return fd
     }
 
@@ -145,10 +145,11 @@ public enum Socket {
     public static func localAddress(_ fd: Int32) throws(SystemError) -> SocketAddress {
         var address = SocketAddress()
         address.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutablePointer(to: &address.storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &address.length) }
+        _ = try Syscall.call("getsockname") {
+            withUnsafeMutablePointer(to: &address.storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &address.length) }
+            }
         }
-        guard rc == 0 else { throw SystemError("getsockname", errno: errno) }
         return address
     }
 
@@ -157,26 +158,29 @@ public enum Socket {
         var address = SocketAddress()
         address.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         while true {
-            let raw = withUnsafeMutablePointer(to: &address.storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    CGatehouseLinux_accept4(
-                        fd,
-                        $0,
-                        &address.length,
-                        CGatehouseLinux_SOCK_NONBLOCK | CGatehouseLinux_SOCK_CLOEXEC
-                    )
+            let result: IOResult
+            do throws(SystemError) {
+                result = try Syscall.nonBlocking("accept4") {
+                    withUnsafeMutablePointer(to: &address.storage) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            CGatehouseLinux_accept4(
+                                fd,
+                                $0,
+                                &address.length,
+                                CGatehouseLinux_SOCK_NONBLOCK | CGatehouseLinux_SOCK_CLOEXEC
+                            )
+                        }
+                    }
                 }
+            } catch {
+                if error.errno == ECONNABORTED { continue }  // that client gave up; take the next
+                throw error
             }
-            if raw >= 0 {
-                var one: Int32 = 1
-                setsockopt(raw, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-                return (raw, address)
-            }
-            switch errno {
-            case EINTR, ECONNABORTED: continue
-            case EAGAIN, EWOULDBLOCK: return nil
-            default: throw SystemError("accept4", errno: errno)
-            }
+            guard case .done(let accepted) = result else { return nil }
+            let raw = Int32(accepted)
+            var one: Int32 = 1
+            setsockopt(raw, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            return (raw, address)
         }
     }
 
@@ -192,18 +196,19 @@ public enum Socket {
             }
             let raw = fd.raw
             var storage = address.storage
-            var rc: Int32
-            repeat {
-                rc = withUnsafePointer(to: &storage) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(raw, $0, address.length) }
+            do throws(SystemError) {
+                _ = try Syscall.call("connect") {
+                    withUnsafePointer(to: &storage) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(raw, $0, address.length) }
+                    }
                 }
-            } while rc != 0 && errno == EINTR
-            if rc == 0 {
-                var one: Int32 = 1
-                setsockopt(raw, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-                return fd
+            } catch {
+                lastErrno = error.errno  // `fd` closes itself here
+                continue
             }
-            lastErrno = errno  // `fd` closes itself here
+            var one: Int32 = 1
+            setsockopt(raw, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            return fd
         }
         throw SystemError("connect(\(host):\(port))", errno: lastErrno)
     }
@@ -242,11 +247,5 @@ public enum Process {
             if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { return Int(raised.rlim_cur) }
         }
         return Int(rl.rlim_cur)
-    }
-
-    public static func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 }

@@ -4,11 +4,13 @@ import CGatehouseLinux
 import Glibc
 #endif
 
-/// Every system call Gatehouse makes goes through here: EINTR is retried, EAGAIN is a result
-/// (`nil` or `.wouldBlock`), and any other failure names the call.
+/// Every system call Gatehouse makes goes through this module, and through `Syscall`'s one
+/// retry loop: EINTR is retried, EAGAIN is a result (`nil` or `.wouldBlock`), and any other
+/// failure names the call.
 
-/// A file descriptor with one owner, closed exactly once.
-public struct OwnedFD: ~Copyable {
+/// A file descriptor with one owner, closed exactly once. Sendable: moving the one owner to
+/// another thread is safe, and a shared borrow only reads the number.
+public struct OwnedFD: ~Copyable, Sendable {
     public let raw: Int32
 
     public init(taking raw: Int32) {
@@ -48,20 +50,20 @@ public enum Epoll {
     public static let exclusive = CGatehouseLinux_EPOLLEXCLUSIVE
 
     public static func create() throws(SystemError) -> OwnedFD {
-        let fd = CGatehouseLinux_epoll_create1(CGatehouseLinux_EPOLL_CLOEXEC)
-        guard fd >= 0 else { throw SystemError("epoll_create1", errno: errno) }
-        return OwnedFD(taking: fd)
+        OwnedFD(
+            taking: try Syscall.call("epoll_create1") { CGatehouseLinux_epoll_create1(CGatehouseLinux_EPOLL_CLOEXEC) }
+        )
     }
 
     public static func add(_ epfd: Int32, _ fd: Int32, events: UInt32, data: UInt64) throws(SystemError) {
-        guard CGatehouseLinux_epoll_ctl(epfd, CGatehouseLinux_EPOLL_CTL_ADD, fd, events, data) == 0 else {
-            throw SystemError("epoll_ctl(ADD)", errno: errno)
+        _ = try Syscall.call("epoll_ctl(ADD)") {
+            CGatehouseLinux_epoll_ctl(epfd, CGatehouseLinux_EPOLL_CTL_ADD, fd, events, data)
         }
     }
 
     public static func modify(_ epfd: Int32, _ fd: Int32, events: UInt32, data: UInt64) throws(SystemError) {
-        guard CGatehouseLinux_epoll_ctl(epfd, CGatehouseLinux_EPOLL_CTL_MOD, fd, events, data) == 0 else {
-            throw SystemError("epoll_ctl(MOD)", errno: errno)
+        _ = try Syscall.call("epoll_ctl(MOD)") {
+            CGatehouseLinux_epoll_ctl(epfd, CGatehouseLinux_EPOLL_CTL_MOD, fd, events, data)
         }
     }
 
@@ -77,12 +79,12 @@ public enum Epoll {
         max: Int32,
         timeoutMs: Int32
     ) throws(SystemError) -> Int {
-        while true {
-            let n = CGatehouseLinux_epoll_wait(epfd, events, data, max, timeoutMs)
-            if n >= 0 { return Int(n) }
-            if errno == EINTR { return 0 }
-            throw SystemError("epoll_wait", errno: errno)
-        }
+        // Not `Syscall.call`: an EINTR here is a result (no events), not a retry, so the caller
+        // recomputes its timeout from its timers before it waits again.
+        let n = CGatehouseLinux_epoll_wait(epfd, events, data, max, timeoutMs)
+        if n >= 0 { return Int(n) }
+        if errno == EINTR { return 0 }
+        throw SystemError("epoll_wait", errno: errno)
     }
 }
 
@@ -112,27 +114,30 @@ public final class EpollEvents {
 
 public enum EventFD {
     public static func create() throws(SystemError) -> OwnedFD {
-        let fd = CGatehouseLinux_eventfd(0, CGatehouseLinux_EFD_NONBLOCK | CGatehouseLinux_EFD_CLOEXEC)
-        guard fd >= 0 else { throw SystemError("eventfd", errno: errno) }
-        return OwnedFD(taking: fd)
+        OwnedFD(
+            taking: try Syscall.call("eventfd") {
+                CGatehouseLinux_eventfd(0, CGatehouseLinux_EFD_NONBLOCK | CGatehouseLinux_EFD_CLOEXEC)
+            }
+        )
     }
 
     /// Adds one to the counter, waking whoever waits on it. Never blocks.
     public static func signal(_ fd: Int32) {
         var one: UInt64 = 1
-        while Glibc.write(fd, &one, 8) < 0 && errno == EINTR {}
+        // EAGAIN: the counter is saturated, so the waiter will wake anyway.
+        _ = try? Syscall.nonBlocking("write(eventfd)") { Glibc.write(fd, &one, 8) }
     }
 
     /// Resets the counter to zero. Never blocks.
     public static func drain(_ fd: Int32) {
         var value: UInt64 = 0
-        while Glibc.read(fd, &value, 8) < 0 && errno == EINTR {}
+        _ = try? Syscall.nonBlocking("read(eventfd)") { Glibc.read(fd, &value, 8) }
     }
 
     /// Waits until the counter is non-zero or `timeoutMs` passes (-1: forever), then resets it.
     public static func wait(_ fd: Int32, timeoutMs: Int32) {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        while poll(&pfd, 1, timeoutMs) < 0 && errno == EINTR {}
+        _ = try? Syscall.call("poll") { poll(&pfd, 1, timeoutMs) }
         drain(fd)
     }
 }
@@ -142,44 +147,31 @@ public enum FileIO {
     public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemError("write", errno: errno)
+            done += try Syscall.call("write") {
+                bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
             }
-            done += n
         }
     }
 
     public static func fdatasync(_ fd: Int32) throws(SystemError) {
-        while CGatehouseLinux_fdatasync(fd) != 0 {
-            if errno == EINTR { continue }
-            throw SystemError("fdatasync", errno: errno)
-        }
+        _ = try Syscall.call("fdatasync") { CGatehouseLinux_fdatasync(fd) }
     }
 
     public static func truncate(_ fd: Int32, to size: Int) throws(SystemError) {
-        while ftruncate(fd, off_t(size)) != 0 {
-            if errno == EINTR { continue }
-            throw SystemError("ftruncate", errno: errno)
-        }
+        _ = try Syscall.call("ftruncate") { ftruncate(fd, off_t(size)) }
     }
 
     public static func size(_ fd: Int32) throws(SystemError) -> Int {
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw SystemError("fstat", errno: errno) }
-        return Int(st.st_size)
+        try status(fd).size
     }
 
     /// Reads up to `count` bytes at `offset`; fewer only at the end of the file.
     public static func read(_ fd: Int32, count: Int, at offset: Int) throws(SystemError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: count)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
-            if n >= 0 { return Array(buffer.prefix(n)) }
-            if errno == EINTR { continue }
-            throw SystemError("pread", errno: errno)
+        let n = try Syscall.call("pread") {
+            buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
         }
+        return Array(buffer.prefix(n))
     }
 
     /// Reads from the current offset to the end of the file; nil past `limit` bytes (the caller
@@ -188,10 +180,8 @@ public enum FileIO {
         var out: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemError("read", errno: errno)
+            let n = try Syscall.call("read") {
+                buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             }
             if n == 0 { return out }
             out.append(contentsOf: buffer[0..<n])
@@ -200,11 +190,6 @@ public enum FileIO {
     }
 
     public static func open(_ path: String, flags: Int32, mode: UInt32 = 0o600) throws(SystemError) -> OwnedFD {
-        while true {
-            let fd = Glibc.open(path, flags | O_CLOEXEC, mode_t(mode))
-            if fd >= 0 { return OwnedFD(taking: fd) }
-            if errno == EINTR { continue }
-            throw SystemError("open(\(path))", errno: errno)
-        }
+        OwnedFD(taking: try Syscall.call("open(\(path))") { Glibc.open(path, flags | O_CLOEXEC, mode_t(mode)) })
     }
 }

@@ -33,9 +33,15 @@ public struct SystemdNotifier: Sendable {
     @discardableResult
     public func send(_ state: String) -> SystemError? {
         guard let socketPath else { return nil }
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | CGatehouseLinux_SOCK_CLOEXEC, 0)
-        guard fd >= 0 else { return SystemError("socket(AF_UNIX)", errno: errno) }
-        defer { _ = Glibc.close(fd) }
+        let socket: OwnedFD
+        do {
+            socket = OwnedFD(
+                taking: try Syscall.call("socket(AF_UNIX)") {
+                    Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | CGatehouseLinux_SOCK_CLOEXEC, 0)
+                }
+            )
+        } catch { return error }
+        let fd = socket.raw
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         var pathBytes = Array(socketPath.utf8)
@@ -45,15 +51,16 @@ public struct SystemdNotifier: Sendable {
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: pathBytes) }
         let length = socklen_t(MemoryLayout<sa_family_t>.size + pathBytes.count)
         let bytes = Array(state.utf8)
-        while true {
-            let sent = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                    bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), sa, length) }
+        do throws(SystemError) {
+            _ = try Syscall.call("sendto(NOTIFY_SOCKET)") {
+                withUnsafePointer(to: &address) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                        bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), sa, length) }
+                    }
                 }
             }
-            if sent >= 0 { return nil }
-            if errno != EINTR { return SystemError("sendto(NOTIFY_SOCKET)", errno: errno) }
-        }
+            return nil
+        } catch { return error }
     }
 
     /// `MONOTONIC_USEC=` for `RELOADING=1`, as systemd 253's `Type=notify-reload` wants it.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatehouseServer
+import GatehouseSystem
 
 /// `gatehouse-server check-config`: validates a configuration (flags, `--config FILE`,
 /// `GATEHOUSE_SERVER_*`) and every file it names, without starting; one line per problem.

@@ -1,9 +1,6 @@
 import ArgumentParser
 import GatehouseAuth
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import GatehouseSystem
 
 /// First-run conveniences of the default command: certificates and a first token.
 enum DevelopmentSetup {
@@ -17,7 +14,7 @@ enum DevelopmentSetup {
             )
         }
         Console.error("gatehouse-server: no development certificate yet; running \(Defaults.generator)")
-        let status = system("bash \(Defaults.generator) --quiet --out certs/dev")
+        let status = GatehouseSystem.Process.runShell("bash \(Defaults.generator) --quiet --out certs/dev")
         guard status == 0, Directories.exists(cert), Directories.exists(key) else {
             throw ValidationError("\(Defaults.generator) failed (status \(status)); see its message above")
         }
@@ -39,14 +36,12 @@ enum DevelopmentSetup {
     private static func saveClientToken(_ token: String, nextTo tokensPath: String) {
         let dir = tokensPath.lastIndex(of: "/").map { String(tokensPath[..<$0]) + "/" } ?? ""
         let path = dir + "dev-token"
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            Console.error("gatehouse-server: cannot write \(path): \(String(cString: strerror(errno)))")
-            return
+        do {
+            let fd = try FileIO.create(path, mode: 0o600)
+            try FileIO.writeAll(fd.raw, Array((token + "\n").utf8))
+        } catch {
+            Console.error("gatehouse-server: cannot write \(path): \(error.reason)")
         }
-        let bytes = Array((token + "\n").utf8)
-        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
     }
 
     /// Tells a new user how to connect. The token is printed here once and never logged.

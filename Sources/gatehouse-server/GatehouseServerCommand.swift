@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GatehouseSystem
 
 @main
 struct GatehouseServerCommand: ParsableCommand {

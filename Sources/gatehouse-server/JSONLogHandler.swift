@@ -1,10 +1,7 @@
 import GatehouseJournal
+import GatehouseSystem
 import Logging
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `--log-format json`: one JSON object per line on standard error, for log shippers:
 /// `{"time":"…Z","level":"info","message":"connection opened","conn":"7","peer":"…",…}`.
@@ -57,15 +54,7 @@ struct JSONLogHandler: LogHandler {
             Self.append(fields[key]!, to: &out)
         }
         out += Array("}\n".utf8)
-        out.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return }
-                offset += n
-            }
-        }
+        try? FileIO.writeAll(2, out)  // a closed stderr: nowhere left to say so
     }
 
     static func append(_ value: Logger.Metadata.Value, to out: inout [UInt8]) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatehouseJournal
+import GatehouseSystem
 
 struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

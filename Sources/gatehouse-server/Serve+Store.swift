@@ -1,10 +1,7 @@
 import ArgumentParser
 import GatehouseAuth
 import GatehousePostgres
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import GatehouseSystem
 
 /// `--store`, `--postgresql` and friends: checked at start, one line per problem.
 extension Serve {
@@ -44,8 +41,6 @@ extension Serve {
     }
 
     static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        GatehouseSystem.Process.hostName ?? "localhost"
     }
 }

@@ -6,10 +6,6 @@ import GatehouseSystem
 import GatehouseTLS
 import Logging
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the server (the default command).",
@@ -345,7 +341,7 @@ struct Serve: ParsableCommand {
 
         // Block the signals before any thread starts, so that every thread inherits the mask and
         // only the main thread's sigtimedwait sees them.
-        let signals = SignalWaiter(SIGTERM, SIGINT, SIGHUP)
+        let signals = SignalWaiter(Signal.terminate, Signal.interrupt, Signal.hangup)
 
         let server: Server
         do { server = try Server(config: config, logger: logger) } catch {
@@ -357,21 +353,24 @@ struct Serve: ParsableCommand {
         // systemd (Type=notify): ready once the listeners are bound, reloading around SIGHUP,
         // stopping on SIGTERM, and a status line with the counters every few seconds.
         let systemd = SystemdNotifier.fromEnvironment()
-        systemd.send("READY=1\nMAINPID=\(getpid())\nSTATUS=\(Serve.status(server))")
+        systemd.send("READY=1\nMAINPID=\(GatehouseSystem.Process.id)\nSTATUS=\(Serve.status(server))")
         var nextStatus = monotonicMs() + 5000
         var drainDeadline: UInt64?
         while !finished.isSet {
             let signal = signals.wait(timeoutMs: 100)
             switch signal {
-            case SIGHUP:
+            case Signal.hangup:
                 systemd.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())")
                 server.reload()
                 server.reopenJournal()
                 systemd.send("READY=1\nSTATUS=\(Serve.status(server))")
-            case SIGTERM, SIGINT:
+            case Signal.terminate, Signal.interrupt:
                 if drainDeadline == nil {
                     systemd.send("STOPPING=1\nSTATUS=draining")
-                    logger.info("draining", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
+                    logger.info(
+                        "draining",
+                        metadata: ["signal": "\(signal == Signal.terminate ? "SIGTERM" : "SIGINT")"]
+                    )
                     server.drain()
                     drainDeadline = monotonicMs() + UInt64(config.drainTimeoutMs)
                 } else {
@@ -379,7 +378,7 @@ struct Serve: ParsableCommand {
                     // _exit, not exit: exit would run atexit handlers (OpenSSL's cleanup among
                     // them) while workers are still inside OpenSSL.
                     logger.warning("second signal: exiting at once")
-                    Glibc._exit(1)
+                    GatehouseSystem.Process.exitImmediately(1)
                 }
             default:
                 break
@@ -470,11 +469,7 @@ extension Serve {
     }
 }
 
-private func monotonicMs() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
-}
+private func monotonicMs() -> UInt64 { GatehouseSystem.Process.monotonicMilliseconds() }
 
 /// Range checks for numeric flags, each failure one line naming the flag and its range.
 enum FlagRange {

@@ -1,9 +1,7 @@
 import ArgumentParser
 import GatehouseAuth
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import GatehouseProtocol
+import GatehouseSystem
 
 struct Token: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,7 +27,7 @@ struct Token: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Issue a new 256-bit token for USER (replacing any old one) and print it once."
         )
-        @Argument(help: "The user name: 1 to 64 of A-Z a-z 0-9 . _ @ -")
+        @Argument(help: "The user name: \(CommandParser.userNameRule)")
         var user: String
         @OptionGroup var options: Options
 
@@ -77,22 +75,6 @@ func loadForUpdate(_ path: String, allowGroupRead: Bool = false) throws -> Token
     return try TokenFile.loadOrEmpty(path, allowGroupRead: allowGroupRead)
 }
 
-/// Plain writes to standard output and error, without C's shared FILE objects.
-enum Console {
-    static func out(_ text: String) { put(1, text + "\n") }
-    static func error(_ text: String) { put(2, text + "\n") }
-
-    private static func put(_ fd: Int32, _ text: String) {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            bytes = bytes.dropFirst(n)
-        }
-    }
-}
-
 enum Directories {
     /// Creates the folder holding `path` (and its parents) with mode 0700.
     static func createParent(of path: String) throws {
@@ -102,11 +84,11 @@ enum Directories {
         var current = dir.hasPrefix("/") ? "" : "."
         for part in dir.split(separator: "/") {
             current += "/" + part
-            if mkdir(current, 0o700) != 0 && errno != EEXIST {
-                throw ValidationError("cannot create folder \(current): \(String(cString: strerror(errno)))")
+            do { try FileIO.makeDirectory(current, mode: 0o700) } catch {
+                throw ValidationError("cannot create folder \(current): \(error.reason)")
             }
         }
     }
 
-    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+    static func exists(_ path: String) -> Bool { FileIO.exists(path) }
 }

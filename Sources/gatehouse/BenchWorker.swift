@@ -1,3 +1,4 @@
+import DequeModule
 import GatehouseClient
 import GatehouseSystem
 import GatehouseTLS
@@ -17,7 +18,8 @@ final class BenchWorker {
         var phase = Phase.idle
         var startNs: UInt64 = 0
         var deadlineNs: UInt64 = 0
-        var sentAt = TimestampQueue()
+        /// Send times of the messages in flight, oldest first.
+        var sentAt = Deque<UInt64>()
         var watchingWrite = false
         let index: Int
         init(index: Int) { self.index = index }
@@ -174,12 +176,12 @@ final class BenchWorker {
             slot.phase = .running
             fillWindow(slot)
         case .running:
-            guard let sent = slot.sentAt.pop() else {
+            guard let sent = slot.sentAt.popFirst() else {
                 return fail(slot, ClientError(.protocolViolation, "reply with no request: \(line)"))
             }
             if let error {
                 if error.isClosingNotice {
-                    slot.sentAt.pushFront(sent)
+                    slot.sentAt.prepend(sent)
                     return fail(slot, error)
                 }
                 result.refused += 1
@@ -219,7 +221,7 @@ final class BenchWorker {
     private func fillWindow(_ slot: Slot) {
         while slot.sentAt.count < plan.window && shared.claim() {
             slot.connection!.queueLine(plan.payload)
-            slot.sentAt.push(now)
+            slot.sentAt.append(now)
         }
         if slot.sentAt.count == 0 { close(slot) }
     }
@@ -231,7 +233,7 @@ final class BenchWorker {
     private func fail(_ slot: Slot, _ error: ClientError) {
         result.count(error, shared: shared)
         result.unanswered += slot.sentAt.count
-        slot.sentAt = TimestampQueue()
+        slot.sentAt = Deque()
         close(slot)
     }
 
@@ -274,36 +276,5 @@ final class BenchWorker {
             }
             return now >= holdUntilNs! || shared.stop.load(ordering: .relaxed)
         }
-    }
-}
-
-/// Send times of the messages in flight on one connection, oldest first.
-struct TimestampQueue {
-    private var storage: [UInt64] = []
-    private var head = 0
-
-    var count: Int { storage.count - head }
-
-    mutating func push(_ value: UInt64) {
-        if head > 0 && head == storage.count {
-            storage.removeAll(keepingCapacity: true)
-            head = 0
-        }
-        storage.append(value)
-    }
-
-    mutating func pushFront(_ value: UInt64) {
-        if head > 0 {
-            head -= 1
-            storage[head] = value
-        } else {
-            storage.insert(value, at: 0)
-        }
-    }
-
-    mutating func pop() -> UInt64? {
-        guard head < storage.count else { return nil }
-        head += 1
-        return storage[head - 1]
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatehouseClient
+import GatehouseSystem
 
 /// Exit statuses shared by the commands (documented in `gatehouse --help`).
 enum ExitStatus {

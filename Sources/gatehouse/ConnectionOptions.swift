@@ -1,9 +1,6 @@
 import ArgumentParser
 import GatehouseClient
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import GatehouseSystem
 
 /// The development defaults that `swift run gatehouse-server` (run from the repository root)
 /// sets up: its CA, its first user and the token file it keeps for this client.
@@ -59,8 +56,7 @@ struct ConnectionOptions: ParsableArguments {
     var timeout: Double?
 
     static func env(_ name: String) -> String? {
-        guard let value = getenv("GATEHOUSE_" + name) else { return nil }
-        let text = String(cString: value)
+        guard let text = GatehouseSystem.Process.environment("GATEHOUSE_" + name) else { return nil }
         return text.isEmpty ? nil : text
     }
 
@@ -137,11 +133,12 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     private func readToken(_ path: String) throws -> String {
-        guard let bytes = readWholeFile(path) else {
-            throw ValidationError("cannot read token file \(path): \(String(cString: strerror(errno)))")
+        let bytes: [UInt8]
+        let status: FileStatus
+        do { (bytes, status) = try FileIO.readFile(path) } catch {
+            throw ValidationError("cannot read token file \(path): \(error.reason)")
         }
-        var st = stat()
-        if stat(path, &st) == 0 && st.st_mode & 0o077 != 0 {
+        if status.permissions & 0o077 != 0 {
             Console.error("gatehouse: warning: token file \(path) is readable by other users (chmod 600 \(path))")
         }
         let token = String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
@@ -159,39 +156,4 @@ extension String {
     }
 }
 
-func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
-
-/// Reads a whole file, or nil (errno set).
-func readWholeFile(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { return nil }
-        if n == 0 { return out }
-        out.append(contentsOf: chunk[0..<n])
-    }
-}
-
-/// Writes to standard output and standard error without Foundation.
-enum Console {
-    static func out(_ text: String) { write(1, text + "\n") }
-    static func error(_ text: String) { write(2, text + "\n") }
-
-    static func write(_ fd: Int32, _ text: String) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            offset += n
-        }
-    }
-
-    static var stdoutIsTerminal: Bool { isatty(1) == 1 }
-}
+func fileExists(_ path: String) -> Bool { FileIO.exists(path) }

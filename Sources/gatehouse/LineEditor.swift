@@ -1,3 +1,4 @@
+import GatehouseSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -213,18 +214,11 @@ final class Terminal: Sendable {
 
     /// One byte of standard input, or nil when `stop` became readable first or input ended.
     private func readByte(stop: Int32) -> UInt8? {
-        var fds = [
-            pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0),
-        ]
-        while true {
-            let n = poll(&fds, 2, -1)
-            if n < 0 && errno == EINTR { continue }
-            if fds[1].revents != 0 { return nil }
-            var byte: UInt8 = 0
-            let r = read(0, &byte, 1)
-            if r < 0 && errno == EINTR { continue }
-            return r == 1 ? byte : 0x04  // end of input reads as Ctrl-D
-        }
+        let ready = (try? Poll.wait([(0, Poll.readable), (stop, Poll.readable)], timeoutMs: -1)) ?? [0, 0]
+        if ready[1] != 0 { return nil }
+        var byte: [UInt8] = [0]
+        guard case .done(1)? = try? FileIO.readAvailable(0, into: &byte) else { return 0x04 }  // end of input: Ctrl-D
+        return byte[0]
     }
 
     private func readPlainLine(stop: Int32) -> Input {
@@ -238,15 +232,11 @@ final class Terminal: Sendable {
                 if line.last == 0x0D { line.removeLast() }
                 return .line(String(decoding: line, as: UTF8.self))
             }
-            var fds = [
-                pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0),
-            ]
-            let n = poll(&fds, 2, -1)
-            if n < 0 && errno == EINTR { continue }
-            if fds[1].revents != 0 { return .stopped }
+            let ready = (try? Poll.wait([(0, Poll.readable), (stop, Poll.readable)], timeoutMs: -1)) ?? [0, 0]
+            if ready[1] != 0 { return .stopped }
             var chunk = [UInt8](repeating: 0, count: 4096)
-            let r = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-            if r < 0 && errno == EINTR { continue }
+            var r = 0  // a failed read ends the input, as end of file does
+            if case .done(let n)? = try? FileIO.readAvailable(0, into: &chunk) { r = n }
             if r <= 0 {
                 let rest = pendingBytes.withLock { b -> [UInt8] in
                     defer { b.removeAll() }

@@ -1,8 +1,5 @@
 import GatehouseClient
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import GatehouseSystem
 
 /// Messages given as command-line arguments: `message 1`, `message 2`, ...
 final class ArgumentSource: MessageSource {
@@ -53,10 +50,12 @@ final class DescriptorSource: MessageSource {
 
     func readAvailable() {
         guard !atEOF else { return }
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 {
-            if errno == EINTR || errno == EAGAIN { return }
-            readError = String(cString: strerror(errno))
+        let n: Int
+        do {
+            guard case .done(let count) = try FileIO.readAvailable(fd, into: &chunk) else { return }
+            n = count
+        } catch {
+            readError = error.reason
             atEOF = true
             return
         }

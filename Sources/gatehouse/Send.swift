@@ -70,19 +70,21 @@ struct Send: ParsableCommand {
     func run() throws {
         GatehouseSystem.Process.ignoreSIGPIPE()
         let source: any MessageSource
-        var inputFD: Int32 = -1
+        var input: OwnedFD? = nil  // the --file descriptor, closed when `run` returns
+        defer { _ = input.take() }
         if !messages.isEmpty {
             source = ArgumentSource(messages)
         } else if let file, file != "-" {
-            inputFD = open(file, O_RDONLY | O_CLOEXEC)
-            guard inputFD >= 0 else {
-                throw ValidationError("cannot open \(file): \(String(cString: strerror(errno)))")
+            // A blocking open, as before: a FIFO waits here for its writer.
+            let opened: OwnedFD
+            do { opened = try FileIO.open(file, flags: O_RDONLY) } catch {
+                throw ValidationError("cannot open \(file): \(error.reason)")
             }
-            source = DescriptorSource(fd: inputFD, name: file)
+            source = DescriptorSource(fd: opened.raw, name: file)
+            input = consume opened
         } else {
             source = DescriptorSource(fd: 0, name: nil)
         }
-        defer { if inputFD >= 0 { close(inputFD) } }
         if let stream {
             let send = StreamSend(
                 name: stream,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatehouseClient
+import GatehouseProtocol
 import GatehouseSystem
 import Synchronization
 
@@ -114,10 +115,11 @@ struct Shell: ParsableCommand {
 /// Thread-safe: a mutex, atomics, and descriptors that are only signalled and waited on.
 final class ShellLink: Sendable {
     let outbox = Mutex<[String]>([])
-    /// Eventfds, owned by this object (closed in deinit): raw numbers, since `OwnedFD` is not
-    /// Sendable; both threads only signal and wait on them.
-    let wake: Int32
-    let closed: Int32
+    /// Eventfds, owned by this object and closed with it; both threads only signal and wait on them.
+    private let wakeFD: OwnedFD
+    private let closedFD: OwnedFD
+    var wake: Int32 { wakeFD.raw }
+    var closed: Int32 { closedFD.raw }
     let stop = Atomic<Bool>(false)
     /// The server closed before the user asked to quit.
     let serverClosedFirst = Atomic<Bool>(false)
@@ -125,13 +127,8 @@ final class ShellLink: Sendable {
 
     init() {
         // eventfd only fails when the process is out of descriptors: nothing to recover here.
-        wake = (try! EventFD.create()).release()
-        closed = (try! EventFD.create()).release()
-    }
-
-    deinit {
-        Socket.close(wake)
-        Socket.close(closed)
+        wakeFD = try! EventFD.create()
+        closedFD = try! EventFD.create()
     }
 
     func send(_ line: String) {
@@ -184,10 +181,9 @@ private func runIO(_ owned: (LineConnection, ReadScratch), link: ShellLink, term
         for line in lines {
             terminal.printLine(line)
             // The stream's state: what the server holds, and the number the next message gets.
-            let words = line.split(separator: " ")
-            if words.count == 4, line.hasPrefix("OK STREAM "), let last = Int(words[3]) {
+            if case .okStream(let stream, let last)? = Reply(line: line) {
                 terminal.printLine(
-                    "*** stream \(words[2]): the server holds messages 1 to \(last); next is \(last + 1)"
+                    "*** stream \(stream): the server holds messages 1 to \(last); next is \(last + 1)"
                 )
             }
             if let error = ClientError.fromReply(line), error.isClosingNotice || error.kind == .server(.tooManyErrors) {
@@ -210,10 +206,10 @@ private func runIO(_ owned: (LineConnection, ReadScratch), link: ShellLink, term
 /// The shell's history: this session's lines and the last 500 of earlier ones.
 struct ShellHistory {
     var lines: [String] = []
-    private static var path: String? { getenv("HOME").map { String(cString: $0) + "/.gatehouse_history" } }
+    private static var path: String? { GatehouseSystem.Process.environment("HOME").map { $0 + "/.gatehouse_history" } }
 
     static func load() -> ShellHistory {
-        guard let path, let bytes = readWholeFile(path) else { return ShellHistory() }
+        guard let path, let bytes = try? FileIO.readFile(path).bytes else { return ShellHistory() }
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
         return ShellHistory(lines: Array(lines.suffix(500)))
     }
@@ -223,10 +219,7 @@ struct ShellHistory {
     }
 
     func save() {
-        guard let path = Self.path, !lines.isEmpty else { return }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
-        Console.write(fd, lines.suffix(500).joined(separator: "\n") + "\n")
-        close(fd)
+        guard let path = Self.path, !lines.isEmpty, let file = try? FileIO.create(path, mode: 0o600) else { return }
+        Console.write(file.raw, lines.suffix(500).joined(separator: "\n") + "\n")
     }
 }

@@ -1,10 +1,7 @@
 import ArgumentParser
 import GatehouseClient
+import GatehouseProtocol
 import GatehouseSystem
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The messages of a stream send that the server has not acknowledged, in the order they were
 /// taken from the input, handed to one connection's `PipelinedSender` after another.
@@ -107,7 +104,7 @@ struct StreamSend {
                     // (its database is down): try again.
                     throw error
                 }
-                guard reply.hasPrefix("OK STREAM "), let n = Int(reply.split(separator: " ").last ?? "") else {
+                guard case .okStream(_, let n)? = Reply(line: reply) else {
                     Console.error("gatehouse: the server refused stream \(name): \(reply)")
                     throw ExitCode(ExitStatus.refused)
                 }
@@ -199,7 +196,7 @@ struct StreamSend {
         }
         let delay = min(5.0, 0.05 * Double(1 << min(attempt, 10))) * Double.random(in: 0.5...1.0)
         attempt += 1
-        usleep(UInt32(min(delay, max(0, retryFor - elapsed)) * 1e6))
+        GatehouseSystem.Process.sleep(seconds: min(delay, max(0, retryFor - elapsed)))
     }
 
     /// A rerun with `--file`: the stream holds its first `count` messages already.

@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseAuth
+import GatehouseSystem
 import TestSupport
 import Testing
 
@@ -234,5 +235,27 @@ import Testing
         #expect(error?.message.hasPrefix("private key \(path)") == true, "\(error?.message ?? "")")
         #expect(chmod(path, 0o600) == 0)
         #expect(try SecretFile.read(path, what: "private key", allowGroupRead: false) == Array("key".utf8))
+    }
+
+    /// The module's error shape: the kind says who is at fault, the message is unchanged, and
+    /// the system's error travels as the cause.
+    @Test func secretFileErrorsCarryKindAndCause() throws {
+        let dir = try TemporaryDirectory(prefix: "gatehouse-auth")
+        defer { dir.remove() }
+        let missing = dir.file("absent.key")
+        let error = #expect(throws: AuthError.self) {
+            try SecretFile.read(missing, what: "private key", allowGroupRead: false)
+        }
+        #expect(error?.kind == .file)
+        #expect(error?.message == "cannot open private key \(missing): No such file or directory")
+        #expect((error?.cause as? SystemError)?.errno == ENOENT)
+
+        let open = dir.file("open.key")
+        try Self.write("key", to: open, mode: 0o644)
+        let refused = #expect(throws: AuthError.self) {
+            try SecretFile.read(open, what: "private key", allowGroupRead: false)
+        }
+        #expect(refused?.kind == .permissions)
+        #expect(refused?.cause == nil)
     }
 }

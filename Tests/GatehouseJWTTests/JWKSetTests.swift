@@ -92,4 +92,12 @@ extension String {
     fileprivate func replacingExponent(_ e: String) -> String {
         split(separator: "\"AQAB\"", omittingEmptySubsequences: false).joined(separator: "\"\(e)\"")
     }
+
+    @Test func aFileThatIsNotJSONIsADocumentErrorCausedByTheParser() {
+        let error = #expect(throws: JWKError.self) { try JWKSet(parsing: Array("{\"keys\":[}".utf8)) }
+        #expect(error?.kind == .document)
+        #expect(error?.message.hasPrefix("not JSON: ") == true)
+        #expect(error?.cause is JSONError)
+        #expect(JWKError(.key, "x", cause: error) == JWKError("x"))
+    }
 }

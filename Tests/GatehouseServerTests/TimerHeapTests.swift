@@ -2,7 +2,7 @@ import Testing
 
 @testable import GatehouseServer
 
-@Suite("Timer heap and FIFO")
+@Suite("Timer heap")
 struct TimerHeapTests {
     @Test func entriesComeDueInDeadlineOrderAndNotBefore() {
         var heap = TimerHeap()
@@ -36,16 +36,5 @@ struct TimerHeapTests {
         #expect(step == .none)
         #expect(d.machine.deadline == 50 * second)
         #expect(d.machine.isOpen)
-    }
-
-    @Test func fifoKeepsOrderAndUpdatesItsNewestElement() {
-        var fifo = FIFO<Int>()
-        for i in 0..<3000 { fifo.push(i) }
-        fifo.updateLast { $0 = -1 }
-        var out: [Int] = []
-        while let x = fifo.pop() { out.append(x) }
-        #expect(out == Array(0..<2999) + [-1])
-        #expect(fifo.isEmpty)
-        #expect(fifo.first == nil)
     }
 }

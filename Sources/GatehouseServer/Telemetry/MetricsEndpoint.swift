@@ -2,7 +2,7 @@ import GatehouseSystem
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+import Glibc  // EINVAL only
 #endif
 
 /// The plain-HTTP listener of `--metrics-address`: `GET /metrics` (Prometheus text format),
@@ -47,24 +47,21 @@ final class MetricsEndpoint: Sendable {
     func stop() {
         stopping.store(true, ordering: .releasing)
         thread.takeAndJoin()
-        _ = Glibc.close(listener)
+        Socket.close(listener)
     }
 
     private func run() {
         while !stopping.load(ordering: .acquiring) {
-            var poller = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-            guard poll(&poller, 1, 200) > 0 else { continue }
-            let fd = Glibc.accept(listener, nil, nil)
-            guard fd >= 0 else { continue }
-            serve(fd)
-            _ = Glibc.close(fd)
+            // A bounded wait, so that `stop` is seen within 200 ms.
+            guard let ready = try? Poll.wait([(listener, Poll.readable)], timeoutMs: 200), ready[0] != 0 else {
+                continue
+            }
+            guard let connection = try? Socket.acceptBlocking(listener, timeoutSeconds: 2) else { continue }
+            serve(connection.raw)
         }
     }
 
     private func serve(_ fd: Int32) {
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var request: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 2048)
         while !MetricsEndpoint.headEnds(request) {
@@ -72,9 +69,10 @@ final class MetricsEndpoint: Sendable {
                 respond(fd, status: "431 Request Header Fields Too Large", body: Array("request head too large\n".utf8))
                 return
             }
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return }  // closed, or the 2 s passed
+            // Closed, failed, or the 2 s passed (a blocking socket's timeout is EAGAIN).
+            guard case .done(let n)? = buffer.withUnsafeMutableBytes({ Socket.receive(fd, into: $0) }), n > 0 else {
+                return
+            }
             request += buffer[0..<n]
         }
         let (status, body, type) = answer(request)
@@ -112,14 +110,7 @@ final class MetricsEndpoint: Sendable {
         let head =
             "HTTP/1.1 \(status)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
             + "Connection: close\r\n\r\n"
-        let bytes = Array(head.utf8) + body
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return }
-            sent += n
-        }
+        Socket.sendAll(fd, Array(head.utf8) + body)
     }
 
     static func headEnds(_ bytes: [UInt8]) -> Bool {

@@ -1,9 +1,5 @@
 import GatehouseSystem
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The standard `process_*` figures, read from `/proc/self` at scrape time.
 ///
 /// > Warning: file I/O; runs on the metrics thread only.
@@ -17,8 +13,8 @@ struct ProcessStats {
 
     static func read() -> ProcessStats {
         var stats = ProcessStats()
-        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        let pageSize = sysconf(Int32(_SC_PAGESIZE))
+        let ticks = Double(Process.clockTicksPerSecond)
+        let pageSize = Process.pageSize
         // /proc/self/stat: the command name (field 2) may hold spaces; fields count from after ')'.
         if let text = contents("/proc/self/stat"), let close = text.lastIndex(of: ")") {
             let fields = text[text.index(after: close)...].split(separator: " ")
@@ -33,16 +29,11 @@ struct ProcessStats {
                 stats.residentBytes = (Int(fields[21]) ?? 0) * pageSize
             }
         }
-        if let dir = opendir("/proc/self/fd") {
-            var count = 0
-            while readdir(dir) != nil { count += 1 }
-            closedir(dir)
-            stats.openDescriptors = max(0, count - 3)  // ".", "..", and the descriptor opendir holds
+        let entries = FileIO.directoryEntries("/proc/self/fd")
+        if !entries.isEmpty {
+            stats.openDescriptors = max(0, entries.count - 3)  // ".", "..", and the descriptor listing it
         }
-        var limit = rlimit()
-        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 {
-            stats.maxDescriptors = Int(clamping: limit.rlim_cur)
-        }
+        if let limit = Process.descriptorLimit { stats.maxDescriptors = limit }
         return stats
     }
 
@@ -55,7 +46,7 @@ struct ProcessStats {
     }
 
     private static func contents(_ path: String) -> String? {
-        guard let fd = try? FileIO.open(path, flags: O_RDONLY), let bytes = try? FileIO.readAll(fd.raw, limit: 1 << 20)
+        guard let fd = try? FileIO.openForReading(path), let bytes = try? FileIO.readAll(fd.raw, limit: 1 << 20)
         else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
