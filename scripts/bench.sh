@@ -178,7 +178,7 @@ storm() {
     json_field "$out" 'd["complete"]' >/dev/null 2>&1 || { bench_log "storm failed against $impl: $(cat "$work/storm.err")"; return; }
     [ "$(json_field "$out" 'd["complete"]')" = True ] || bench_log "storm against $impl did not complete within 60 s"
     record "${line}_s" "$impl" "$r" "$(json_field "$out" 'd["storm_s"]')"
-    record "${line}_cpu" "$impl" "$r" "$(json_field "$out" 'f"{d[\"server_cpu_s\"] * 1e6 / max(1, d[\"reconnected\"]):.1f}"')"
+    record "${line}_cpu" "$impl" "$r" "$(json_field "$out" 'round(d["server_cpu_s"] * 1e6 / max(1, d["reconnected"]), 1)')"
     record "${line}_p99" "$impl" "$r" "$(json_field "$out" 'd["latency_us"]["p99"] / 1000')"
     record "${line}_ack" "$impl" "$r" "$(json_field "$out" 'd["messenger_during_us"]["p99"] / 1000')"
     record "${line}_ack_before" "$impl" "$r" "$(json_field "$out" 'd["messenger_before_us"]["p99"] / 1000')"
