@@ -13,18 +13,23 @@ bench_keep=${bench_keep:-0}
 bench_log() { echo "$(basename "$0" .sh): $*" >&2; }
 
 # Release builds of the server, the client and (unless skip_nio=1) the NIO baseline, in .build-nio.
+# With no_build=1, the binaries built last are used as they are.
 bench_build() {
-    bench_log "building gatehouse-server and gatehouse (release)"
-    swift build -c release --product gatehouse-server >/dev/null
-    swift build -c release --product gatehouse >/dev/null
+    if [ "${no_build:-0}" = 0 ]; then
+        bench_log "building gatehouse-server and gatehouse (release)"
+        swift build -c release --product gatehouse-server >/dev/null
+        swift build -c release --product gatehouse >/dev/null
+    fi
     local bindir
     bindir=$(swift build -c release --show-bin-path)
     server_bin=$bindir/gatehouse-server
     client_bin=$bindir/gatehouse
     nio_bin=""
     if [ "${skip_nio:-0}" = 0 ]; then
-        bench_log "building the NIO baseline (release; the first build compiles BoringSSL: several minutes)"
-        swift build -c release --package-path Benchmarks/NIOBaseline --scratch-path "$repo/.build-nio" >/dev/null
+        if [ "${no_build:-0}" = 0 ]; then
+            bench_log "building the NIO baseline (release; the first build compiles BoringSSL: several minutes)"
+            swift build -c release --package-path Benchmarks/NIOBaseline --scratch-path "$repo/.build-nio" >/dev/null
+        fi
         nio_bin=$(swift build -c release --package-path Benchmarks/NIOBaseline --scratch-path "$repo/.build-nio" \
             --show-bin-path)/nio-baseline
     fi

@@ -20,7 +20,7 @@
 #                            the 2 cores), --fsync never
 #
 # Usage: scripts/bench.sh [--quick] [--rounds N] [--seconds S] [--connections N] [--before BIN]
-#                         [--skip-nio] [--only LINES] [--dir DIR] [--keep]
+#                         [--skip-nio] [--only LINES] [--no-build] [--dir DIR] [--keep]
 #   --quick          1 round of 1 s, 2,000 idle / storm clients: a smoke run of about a minute
 #   --rounds N       rounds per server and line (default 3)
 #   --seconds S      length of each measured load (default 2)
@@ -29,6 +29,7 @@
 #                    a column and a ratio gatehouse / before on every Gatehouse line
 #   --skip-nio       no NIO baseline (nor its build)
 #   --only LINES     comma-separated subset of: handshake,messages,idle,storm,scaling
+#   --no-build       use the release binaries (and .build-nio) as last built
 #   --dir DIR        temporary folder's parent (its filesystem is the one fsync is measured on)
 #   --keep           keep the temporary folder (logs, per-round results) and print its path
 # Defaults take about 5 minutes once built. The figures are noisy on a shared machine: compare
@@ -44,6 +45,7 @@ seconds=2
 connections=10000
 before_bin=""
 skip_nio=0
+no_build=0
 only="handshake,messages,idle,storm,scaling"
 dir=${TMPDIR:-/tmp}
 while [ $# -gt 0 ]; do
@@ -55,6 +57,7 @@ while [ $# -gt 0 ]; do
         --before) before_bin="$2"; shift 2 ;;
         --skip-nio) skip_nio=1; shift ;;
         --only) only="$2"; shift 2 ;;
+        --no-build) no_build=1; shift ;;
         --dir) dir="$2"; shift 2 ;;
         --keep) bench_keep=1; shift ;;
         -h | --help) sed -n '2,36p' "$0"; exit 0 ;;
@@ -170,7 +173,9 @@ idle() {
 storm() {
     local impl=$1 r=$2 line=$3 out=$work/storm.json extra=()
     [ "$line" = storm_resumed ] && extra=(--resume)
-    start_server "$impl" 0 1 never --max-connections $((connections + 100))
+    # Room for the old connections too: the server may not have seen all the drops yet when the
+    # reconnects arrive (Gatehouse lowers the limit to what its descriptors allow).
+    start_server "$impl" 0 1 never --max-connections $((2 * connections + 100))
     taskset -c 1 "$client_bin" bench storm --connections "$connections" --messengers 4 --server-pid "$pid" \
         --duration 60 --json "${extra[@]}" --host 127.0.0.1 --port "$port" --ca "$work/pki/ca.crt" \
         --server-name localhost --user bench --token-file "$work/token" >"$out" 2>"$work/storm.err" || true

@@ -54,6 +54,8 @@ final class BenchStorm {
     private let epoll: OwnedFD
     private var slots: [Slot]
     private var toOpen: [Int] = []
+    /// Clients that failed, with the time they try again (a real client backs off a little).
+    private var retries: [(at: UInt64, index: Int)] = []
     private var opening = 0
     private var up = 0
     private var storming = false
@@ -131,6 +133,11 @@ final class BenchStorm {
             if now - lastSweep > 50_000_000 {
                 lastSweep = now
                 sweepDeadlines()
+            }
+            if !retries.isEmpty {
+                let due = retries.filter { $0.at <= now }
+                retries.removeAll { $0.at <= now }
+                toOpen.insert(contentsOf: due.map(\.index), at: 0)
             }
             startOpening(concurrency)
         }
@@ -222,7 +229,8 @@ final class BenchStorm {
         _ = outcome.latency.record(max(1, min((now - slot.startNs) / 1000, 120_000_000)))
     }
 
-    /// Counts the failure and queues the client to try again (a storm's clients retry).
+    /// Counts the failure and has the client try again 100 to 200 ms later (a storm's clients
+    /// retry; at once, they would make a storm of their own out of every ERR BUSY).
     private func failed(_ index: Int, _ error: ClientError) {
         let slot = slots[index]
         if storming {
@@ -233,7 +241,7 @@ final class BenchStorm {
         }
         shared.errors.wrappingAdd(1, ordering: .relaxed)
         drop(slot)
-        toOpen.insert(index, at: 0)
+        retries.append((at: now + 100_000_000 + UInt64.random(in: 0..<100_000_000), index: index))
     }
 
     private func drop(_ slot: Slot) {

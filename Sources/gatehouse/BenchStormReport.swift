@@ -135,6 +135,12 @@ struct StormReport {
         h.totalCount > 0 ? h.valueAtPercentile(p) : 0
     }
 
+    /// Microseconds as text, in ms from 10 ms up.
+    private func time(_ h: Histogram<UInt64>, _ p: Double) -> String {
+        let v = p >= 100 ? (h.totalCount > 0 ? h.max : 0) : percentile(h, p)
+        return v >= 10_000 ? "\(format(Double(v) / 1000, 1)) ms" : "\(v) µs"
+    }
+
     func text() -> String {
         var lines = [
             "gatehouse bench storm: \(connections) clients, \(resume ? "resuming their sessions" : "full handshakes"), "
@@ -147,17 +153,16 @@ struct StormReport {
         )
         let l = outcome.latency
         lines.append(
-            "  reconnect latency (connect to OK AUTH): p50 \(percentile(l, 50)) µs  p99 \(percentile(l, 99)) µs  "
-                + "max \(l.totalCount > 0 ? l.max : 0) µs"
+            "  reconnect latency (connect to OK AUTH): p50 \(time(l, 50))  p99 \(time(l, 99))  max \(time(l, 100))"
         )
         if let cpu = serverCPUSeconds {
             let per = outcome.reconnected > 0 ? cpu * 1e6 / Double(outcome.reconnected) : 0
             lines.append("  server CPU during the storm: \(format(cpu, 2)) s (\(format(per, 1)) µs per reconnect)")
         }
         lines.append(
-            "  messenger ACK latency: before p50 \(percentile(quiet, 50)) µs p99 \(percentile(quiet, 99)) µs "
-                + "(\(quiet.totalCount) ACKs); during p50 \(percentile(during, 50)) µs p99 \(percentile(during, 99)) µs "
-                + "max \(during.totalCount > 0 ? during.max : 0) µs (\(during.totalCount) ACKs)"
+            "  messenger ACK latency: before p50 \(time(quiet, 50)) p99 \(time(quiet, 99)) (\(quiet.totalCount) ACKs); "
+                + "during p50 \(time(during, 50)) p99 \(time(during, 99)) max \(time(during, 100)) "
+                + "(\(during.totalCount) ACKs)"
         )
         let errors = outcome.errors.sorted { $0.key < $1.key }
         lines.append(
@@ -190,7 +195,14 @@ struct StormReport {
             ("latency_us", hist(outcome.latency)),
             ("server_cpu_s", serverCPUSeconds.map { format($0, 3) } ?? "null"),
             ("messenger_before_us", hist(quiet)), ("messenger_during_us", hist(during)),
-            ("errors", dict(outcome.errors)), ("setup_errors", "\(outcome.setupErrors)"),
+            ("errors", dict(outcome.errors)),
+            (
+                "first_errors",
+                "{"
+                    + outcome.firstErrors.sorted { $0.key < $1.key }.map { "\(quote($0.key)): \(quote($0.value))" }
+                    .joined(separator: ", ") + "}"
+            ),
+            ("setup_errors", "\(outcome.setupErrors)"),
             ("messenger_errors", dict(messengerErrorKinds)),
         ]
         return "{" + fields.map { "\(quote($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
