@@ -15,7 +15,8 @@
 #                            connections at once (client side), all reconnect at once, full or
 #                            resuming: time until all are authenticated again, server CPU per
 #                            reconnect, p99 reconnect latency, and the ACK p99 of 4 messengers
-#                            (established connections sending, window 1) during the storm
+#                            (established connections sending, window 1) during the storm;
+#                            each client waits up to 30 s per step and retries after an error
 #   scaling                  messages/s with 2 workers over 1 (server and load unpinned, sharing
 #                            the 2 cores), --fsync never
 #
@@ -60,7 +61,7 @@ while [ $# -gt 0 ]; do
         --no-build) no_build=1; shift ;;
         --dir) dir="$2"; shift 2 ;;
         --keep) bench_keep=1; shift ;;
-        -h | --help) sed -n '2,36p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -177,7 +178,7 @@ storm() {
     # reconnects arrive (Gatehouse lowers the limit to what its descriptors allow).
     start_server "$impl" 0 1 never --max-connections $((2 * connections + 100))
     taskset -c 1 "$client_bin" bench storm --connections "$connections" --messengers 4 --server-pid "$pid" \
-        --duration 60 --json "${extra[@]}" --host 127.0.0.1 --port "$port" --ca "$work/pki/ca.crt" \
+        --duration 60 --timeout 30 --json "${extra[@]}" --host 127.0.0.1 --port "$port" --ca "$work/pki/ca.crt" \
         --server-name localhost --user bench --token-file "$work/token" >"$out" 2>"$work/storm.err" || true
     stop "$pid"
     json_field "$out" 'd["complete"]' >/dev/null 2>&1 || { bench_log "storm failed against $impl: $(cat "$work/storm.err")"; return; }
