@@ -2,7 +2,7 @@
 """Prints bench.sh's one table (Markdown) from its per-round results.
 
 Input: a TSV of `line  impl  round  value` rows, then the idle/storm client count, the rounds,
-the seconds per load and the run's wall time. Each cell is the median over rounds of one
+the idle and storm rounds, the seconds per load and the run's wall time. Each cell is the median over rounds of one
 server's value; ratios are ratios of those medians (lower is better for every line but the
 scaling one, where it is messages/s with 2 workers over 1).
 """
@@ -13,7 +13,7 @@ import platform
 import statistics
 import sys
 
-path, connections, rounds, seconds, wall = sys.argv[1:6]
+path, connections, rounds, storm_rounds, seconds, wall = sys.argv[1:7]
 values = collections.defaultdict(list)
 for row in open(path):
     parts = row.rstrip("\n").split("\t")
@@ -48,12 +48,16 @@ rows = [
     ("storm_full_cpu", "storm, full: server CPU per reconnect", "µs", ""),
     ("storm_full_p99", "storm, full: reconnect p99", "ms", ""),
     ("storm_full_ack", "storm, full: messenger ACK p99", "ms", "bounded"),
+    ("storm_full_ackmax", "storm, full: messenger ACK max", "ms", ""),
     ("storm_resumed_s", f"storm {n:,}, resumed: all back", "s", "< NIO"),
     ("storm_resumed_cpu", "storm, resumed: server CPU per reconnect", "µs", ""),
     ("storm_resumed_p99", "storm, resumed: reconnect p99", "ms", ""),
     ("storm_resumed_ack", "storm, resumed: messenger ACK p99", "ms", "bounded"),
+    ("storm_resumed_ackmax", "storm, resumed: messenger ACK max", "ms", ""),
+    ("scale_1", "message, 1 worker (unpinned), never", "µs CPU", ""),
+    ("scale_2", "message, 2 workers (unpinned), never", "µs CPU", ""),
     ("scale_1_rate", "messages/s, 1 worker (unpinned)", "msg/s", ""),
-    ("scale_2_rate", "messages/s, 2 workers (unpinned)", "msg/s", ""),
+    ("scale_2_rate", "messages/s, 2 workers (unpinned)", "msg/s", "≥ 1.7 × 1 worker"),
 ]
 
 def cell(v):
@@ -82,7 +86,8 @@ except OSError:
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 print()
 print(f"Gatehouse performance, {now}, {os.cpu_count()} cores ({cpu or platform.machine()}), "
-      f"Linux {platform.release()}; medians of {rounds} alternating rounds of {seconds} s; run took {wall} s.")
+      f"Linux {platform.release()}; medians of {rounds} alternating rounds of {seconds} s "
+      f"(idle and storm: {storm_rounds}); run took {wall} s.")
 print()
 print("| " + " | ".join(header) + " |")
 print("|" + "|".join("---" for _ in header) + "|")
@@ -109,6 +114,10 @@ for impl in present:
     if share is not None:
         derived.append(f"storm --resume: share of reconnects resumed, {names[impl]} {share:.2f}")
     for line in ("storm_full", "storm_resumed"):
+        bad = sum(values.get((f"{line}_incomplete", impl), []))
+        if bad:
+            derived.append(f"{line}: {names[impl]} NOT all authenticated within the 60 s bound in {bad:.0f} "
+                           f"round(s) (the time shown is the bound)")
         b, e = med(f"{line}_ack_before", impl), med(f"{line}_errors", impl)
         if b is not None:
             derived.append(f"{line}: {names[impl]} messenger ACK p99 before the drop {b:.2f} ms; "

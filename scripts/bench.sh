@@ -21,10 +21,12 @@
 #                            the 2 cores), --fsync never
 #
 # Usage: scripts/bench.sh [--quick] [--rounds N] [--seconds S] [--connections N] [--before BIN]
-#                         [--skip-nio] [--only LINES] [--no-build] [--dir DIR] [--keep]
-#   --quick          1 round of 1 s, 2,000 idle / storm clients: a smoke run of about a minute
-#   --rounds N       rounds per server and line (default 3)
-#   --seconds S      length of each measured load (default 2)
+#                         [--storm-rounds N] [--skip-nio] [--only LINES] [--no-build] [--dir DIR] [--keep]
+#   --quick          1 round of 1 s, 2,000 idle / storm clients: a smoke run of one to two minutes
+#   --rounds N       rounds per server and line (default 3), but idle and storm (below)
+#   --storm-rounds N rounds of the idle and storm lines (default 1: a 10,000-client storm takes
+#                    15 to 60 s per server and mode)
+#   --seconds S      length of each measured load (default 1.5)
 #   --connections N  idle and storm clients (default 10000; needs ulimit -n above N + 200)
 #   --before BIN     also measure another gatehouse-server binary (e.g. main's, built elsewhere):
 #                    a column and a ratio gatehouse / before on every Gatehouse line
@@ -42,7 +44,8 @@ repo=$(pwd)
 source scripts/bench-lib.sh
 
 rounds=3
-seconds=2
+storm_rounds=1
+seconds=1.5
 connections=10000
 before_bin=""
 skip_nio=0
@@ -53,6 +56,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) rounds=1; seconds=1; connections=2000; shift ;;
         --rounds) rounds="$2"; shift 2 ;;
+        --storm-rounds) storm_rounds="$2"; shift 2 ;;
         --seconds) seconds="$2"; shift 2 ;;
         --connections) connections="$2"; shift 2 ;;
         --before) before_bin="$2"; shift 2 ;;
@@ -61,11 +65,12 @@ while [ $# -gt 0 ]; do
         --no-build) no_build=1; shift ;;
         --dir) dir="$2"; shift 2 ;;
         --keep) bench_keep=1; shift ;;
-        -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,39p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds must be a positive integer" >&2; exit 2; }
+[[ "$storm_rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --storm-rounds must be a positive integer" >&2; exit 2; }
 [[ "$seconds" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "bench.sh: --seconds must be a number" >&2; exit 2; }
 [[ "$connections" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --connections must be a positive integer" >&2; exit 2; }
 if [ -n "$before_bin" ]; then
@@ -105,7 +110,7 @@ handshake_s_time() {
     local impl=$1 r=$2 t0 t1 out n
     start_server "$impl" 0 1 never
     t0=$(cpu_ticks "$pid")
-    out=$(taskset -c 1 openssl s_time -connect "127.0.0.1:$port" -new -time "${seconds%.*}" 2>&1 || true)
+    out=$(taskset -c 1 openssl s_time -connect "127.0.0.1:$port" -new -time "$(python3 -c "print(max(1, round($seconds)))")" 2>&1 || true)
     t1=$(cpu_ticks "$pid")
     stop "$pid"
     n=$(echo "$out" | awk '/connections in [0-9.]+s;/ {print $1; exit}')
@@ -182,39 +187,45 @@ storm() {
         --server-name localhost --user bench --token-file "$work/token" >"$out" 2>"$work/storm.err" || true
     stop "$pid"
     json_field "$out" 'd["complete"]' >/dev/null 2>&1 || { bench_log "storm failed against $impl: $(cat "$work/storm.err")"; return; }
-    [ "$(json_field "$out" 'd["complete"]')" = True ] || bench_log "storm against $impl did not complete within 60 s"
+    if [ "$(json_field "$out" 'd["complete"]')" = True ]; then
+        record "${line}_incomplete" "$impl" "$r" 0
+    else
+        bench_log "storm against $impl did not complete within 60 s"
+        record "${line}_incomplete" "$impl" "$r" 1
+    fi
     record "${line}_s" "$impl" "$r" "$(json_field "$out" 'd["storm_s"]')"
     record "${line}_cpu" "$impl" "$r" "$(json_field "$out" 'round(d["server_cpu_s"] * 1e6 / max(1, d["reconnected"]), 1)')"
     record "${line}_p99" "$impl" "$r" "$(json_field "$out" 'd["latency_us"]["p99"] / 1000')"
     record "${line}_ack" "$impl" "$r" "$(json_field "$out" 'd["messenger_during_us"]["p99"] / 1000')"
+    record "${line}_ackmax" "$impl" "$r" "$(json_field "$out" 'd["messenger_during_us"]["max"] / 1000')"
     record "${line}_ack_before" "$impl" "$r" "$(json_field "$out" 'd["messenger_before_us"]["p99"] / 1000')"
     record "${line}_errors" "$impl" "$r" "$(json_field "$out" 'sum(d["errors"].values())')"
     record "${line}_resumed" "$impl" "$r" "$(json_field "$out" 'd["resumed"] / max(1, d["reconnected"])')"
 }
 
-for r in $(seq "$rounds"); do
-    bench_log "round $r of $rounds"
-    if wants handshake; then
+for r in $(seq "$((rounds > storm_rounds ? rounds : storm_rounds))"); do
+    bench_log "round $r"
+    if wants handshake && [ "$r" -le "$rounds" ]; then
         for impl in "${servers[@]}" s_server; do handshake_s_time "$impl" "$r"; done
         for impl in "${servers[@]}"; do handshake_bench "$impl" "$r" hs_bench; done
         for impl in "${servers[@]}"; do handshake_bench "$impl" "$r" hs_resumed; done
     fi
-    if wants messages; then
+    if wants messages && [ "$r" -le "$rounds" ]; then
         for fsync in never always; do
             for impl in "${servers[@]}"; do messages "$impl" "$r" "msg_$fsync" "$fsync" 0 1 1; done
         done
         for impl in "${gatehouses[@]}"; do messages "$impl" "$r" msg_streams never 0 1 1 --streams; done
     fi
-    if wants idle; then
+    if wants idle && [ "$r" -le "$storm_rounds" ]; then
         for impl in "${servers[@]}"; do idle "$impl" "$r"; done
     fi
-    if wants storm; then
+    if wants storm && [ "$r" -le "$storm_rounds" ]; then
         for impl in "${servers[@]}"; do
             storm "$impl" "$r" storm_full
             storm "$impl" "$r" storm_resumed
         done
     fi
-    if wants scaling; then
+    if wants scaling && [ "$r" -le "$rounds" ]; then
         for impl in "${servers[@]}"; do
             messages "$impl" "$r" scale_1 never 0-1 1 0-1
             messages "$impl" "$r" scale_2 never 0-1 2 0-1
@@ -222,4 +233,4 @@ for r in $(seq "$rounds"); do
     fi
 done
 
-python3 scripts/bench-table.py "$results" "$connections" "$rounds" "$seconds" "$(($(date -u +%s) - started))"
+python3 scripts/bench-table.py "$results" "$connections" "$rounds" "$storm_rounds" "$seconds" "$(($(date -u +%s) - started))"
