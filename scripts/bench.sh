@@ -22,7 +22,7 @@
 #
 # Usage: scripts/bench.sh [--quick] [--rounds N] [--seconds S] [--connections N] [--before BIN]
 #                         [--storm-rounds N] [--skip-nio] [--only LINES] [--no-build] [--dir DIR] [--keep]
-#   --quick          1 round of 1 s, 2,000 idle / storm clients: a smoke run of one to two minutes
+#   --quick          1 round of 1 s, 2,000 idle / storm clients: a smoke run of under 3 minutes
 #   --rounds N       rounds per server and line (default 3), but idle and storm (below)
 #   --storm-rounds N rounds of the idle and storm lines (default 1: a 10,000-client storm takes
 #                    15 to 60 s per server and mode)
@@ -35,7 +35,7 @@
 #   --no-build       use the release binaries (and .build-nio) as last built
 #   --dir DIR        temporary folder's parent (its filesystem is the one fsync is measured on)
 #   --keep           keep the temporary folder (logs, per-round results) and print its path
-# Defaults take about 5 minutes once built. The figures are noisy on a shared machine: compare
+# Defaults take 5 to 8 minutes once built (each 10,000-client storm takes 15 to 60 s). The figures are noisy on a shared machine: compare
 # ratios of same-run medians, not absolute values across runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
