@@ -35,8 +35,8 @@
 #   --no-build       use the release binaries (and .build-nio) as last built
 #   --dir DIR        temporary folder's parent (its filesystem is the one fsync is measured on)
 #   --keep           keep the temporary folder (logs, per-round results) and print its path
-# Defaults take 5 to 8 minutes once built (each 10,000-client storm takes 15 to 60 s). The figures are noisy on a shared machine: compare
-# ratios of same-run medians, not absolute values across runs.
+# Defaults take 5 to 8 minutes once built (each 10,000-client storm takes 15 to 60 s). The
+# figures are noisy on a shared machine: compare ratios of same-run medians, not runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
