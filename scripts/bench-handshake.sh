@@ -25,45 +25,22 @@ done
 cores=$(nproc)
 [ "$cores" -ge 2 ] || { echo "bench-handshake.sh: needs 2 cores (server on one, load on the other)" >&2; exit 1; }
 
-swift build -c release --product gatehouse-server >/dev/null
-bin=.build/release/gatehouse-server
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-bash scripts/gen-certs.sh --out "$work/pki" --quiet "${certargs[@]}"
-"$bin" token add bench --tokens "$work/tokens" >/dev/null 2>&1
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-tick=$(getconf CLK_TCK)
-
-start_gatehouse() {
-    port=$(free_port)
-    taskset -c 0 "$bin" serve --host 127.0.0.1 --port "$port" --workers 1 --cert "$work/pki/server.crt" \
-        --key "$work/pki/server.key" --tokens "$work/tokens" --journal "$work/journal.jsonl" --log-level warning \
-        >/dev/null 2>&1 &
-    pid=$!
-}
-start_s_server() {
-    port=$(free_port)
-    taskset -c 0 openssl s_server -cert "$work/pki/server.crt" -key "$work/pki/server.key" -accept "$port" \
-        -naccept 100000000 -quiet >/dev/null 2>&1 </dev/null &
-    pid=$!
-}
-wait_port() { for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+repo=$(pwd)
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+skip_nio=1
+bench_cert_args=("${certargs[@]}")
+bench_build
+bench_workdir
 
 # One round: µs of server CPU per handshake, and handshakes per second.
 round() {
-    "$1"
-    pids+=("$pid")
-    wait_port "$port"
+    start_server "$1" 0 1 never
     local before after out n
     before=$(cpu_ticks "$pid")
     out=$(taskset -c 1 openssl s_time -connect "127.0.0.1:$port" -new -time "$seconds" 2>&1 || true)
     after=$(cpu_ticks "$pid")
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    stop_server "$pid"
     n=$(echo "$out" | awk '/connections in [0-9.]+s;/ {print $1; exit}')
     [ -n "$n" ] && [ "$n" -gt 0 ] || { echo "s_time failed: $out" >&2; exit 1; }
     python3 -c "print(f'{($after-$before)/$tick/$n*1e6:.1f} {$n/$seconds:.0f}')"
@@ -71,8 +48,8 @@ round() {
 
 g=(); s=()
 for r in $(seq "$rounds"); do
-    g+=("$(round start_gatehouse)")
-    s+=("$(round start_s_server)")
+    g+=("$(round gatehouse)")
+    s+=("$(round s_server)")
     echo "round $r: gatehouse ${g[-1]% *} µs/handshake, s_server ${s[-1]% *} µs/handshake" >&2
 done
 

@@ -26,52 +26,25 @@ done
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((connections + 200)) ] || { echo "bench-idle.sh: descriptor limit $(ulimit -n) too low for $connections" >&2; exit 1; }
 
-swift build -c release --product gatehouse-server >/dev/null
-swift build -c release --product gatehouse >/dev/null
-bin=.build/release
-if [ "$skip_nio" = 0 ]; then
-    swift build -c release --package-path Benchmarks/NIOBaseline --scratch-path "$repo/.build-nio" >/dev/null
-    nio_bin=$(swift build -c release --package-path Benchmarks/NIOBaseline --scratch-path "$repo/.build-nio" --show-bin-path)/nio-baseline
-fi
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-bash scripts/gen-certs.sh --out "$work/pki" --quiet
-"$bin/gatehouse-server" token add bench --tokens "$work/tokens" > "$work/token" 2>/dev/null
-chmod 600 "$work/token"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-wait_port() { for _ in $(seq 200); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-client() {
-    "$bin/gatehouse" "$@" --host 127.0.0.1 --port "$port" --ca "$work/pki/ca.crt" --server-name localhost \
-        --user bench --token-file "$work/token"
-}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+bench_build
+bench_workdir
+all_cores="0-$(($(nproc) - 1))"
 
 # One round: bytes per idle connection.
 round() {
     local kind=$1
-    port=$(free_port)
-    rm -f "$work/journal.jsonl"
     if [ "$kind" = gatehouse ]; then
-        "$bin/gatehouse-server" serve --host 127.0.0.1 --port "$port" --workers 1 --cert "$work/pki/server.crt" \
-            --key "$work/pki/server.key" --tokens "$work/tokens" --journal "$work/journal.jsonl" \
-            --max-connections $((connections + 100)) --log-level warning >/dev/null 2>&1 &
+        start_server gatehouse "$all_cores" 1 never --max-connections $((connections + 100))
     else
-        "$nio_bin" --host 127.0.0.1 --port "$port" --threads 1 --cert "$work/pki/server.crt" \
-            --key "$work/pki/server.key" --tokens "$work/tokens" --journal "$work/journal.jsonl" \
-            --fsync never >/dev/null 2>&1 &
+        start_server nio "$all_cores" 1 never
     fi
-    local pid=$!
-    pids+=("$pid")
-    wait_port "$port"
-    client send warm-up >/dev/null
+    bench_client send warm-up >/dev/null
     sleep 0.5
     local before held
     before=$(rss_kib "$pid")
-    client bench idle --connections "$connections" --hold 6 --json > "$work/idle.json" 2>/dev/null &
+    bench_client bench idle --connections "$connections" --hold 6 --json > "$work/idle.json" 2>/dev/null &
     local bench=$!
     # Sample while the connections are held: the peak is the held state.
     held=$before
@@ -85,7 +58,7 @@ round() {
     wait "$bench" || true
     local opened
     opened=$(python3 -c "import json; d=json.load(open('$work/idle.json')); print(d.get('held', d.get('succeeded', d.get('completed', 0))))" 2>/dev/null || echo 0)
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    stop_server "$pid"
     python3 -c "print(f'{($held-$before)*1024/$connections:.0f} $opened')"
 }
 

@@ -64,36 +64,14 @@ done
 
 log() { echo "bench-messages: $*" >&2; }
 
-log "building gatehouse-server and gatehouse (release)"
-swift build -c release --product gatehouse-server >/dev/null
-swift build -c release --product gatehouse >/dev/null
-bindir=$(swift build -c release --show-bin-path)
-server_bin=$bindir/gatehouse-server
-client_bin=$bindir/gatehouse
-if [ "$skip_nio" = 0 ]; then
-    log "building the NIO baseline (release; the first build compiles BoringSSL: several minutes)"
-    swift build -c release --package-path Benchmarks/NIOBaseline --scratch-path "$repo/.build-nio" >/dev/null
-    nio_bin=$(swift build -c release --package-path Benchmarks/NIOBaseline --scratch-path "$repo/.build-nio" --show-bin-path)/nio-baseline
-fi
-
-work=$(mktemp -d "$dir/bench-messages.XXXXXX")
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ "$keep" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+bench_keep=$keep
+bench_build
+bench_workdir "$dir"
 fstype=$(df --output=fstype "$work" | tail -n 1)
 [ "$fstype" != tmpfs ] || log "warning: $work is on tmpfs: fdatasync costs nothing there (use --dir)"
 
-bash scripts/gen-certs.sh --out "$work/pki" --quiet
-"$server_bin" token add bench --tokens "$work/tokens" >"$work/token" 2>/dev/null
-chmod 600 "$work/token"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # user and system ticks of the process, then of each live thread: "u s name=u/s,name=u/s,...".
 cpu_detail() {
     local pid=$1 t comm threads=""
@@ -103,18 +81,8 @@ cpu_detail() {
     done
     echo "$(awk '{print $14, $15}' "/proc/$pid/stat") $threads"
 }
-tick=$(getconf CLK_TCK)
 results=$work/results.tsv
 : >"$results"
-
-# Stops a server with SIGTERM (graceful drain), SIGKILL after 20 s.
-stop_server() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 # One round: run_round PART IMPL FSYNC CONNECTIONS ROUND -> a line in $results.
 run_round() {

@@ -10,8 +10,10 @@ public struct ClientConfiguration: Sendable {
     public var verify: Bool = true
     public var certificateFile: String?
     public var keyFile: String?
-    /// Keep TLS sessions for resumption across connections made from the same `GatehouseClient`.
-    public var resumeSessions: Bool = false
+    /// Keep TLS sessions for resumption across connections made from the same `GatehouseClient`
+    /// (on by default: a reconnect then costs the server about half a full handshake, which is
+    /// what a reconnect storm is made of).
+    public var resumeSessions: Bool = true
     /// How long connect, handshake and greeting, and each awaited reply, may take.
     public var timeoutMs: Int = 10_000
 

@@ -19,6 +19,16 @@ struct Bench: ParsableCommand {
                          Latency: from writing a MSG to reading its ACK.
               idle       opens --connections authenticated connections and
                          holds them --hold seconds (10,000 from one process).
+              storm      a reconnect storm: --connections clients (default
+                         1000) authenticate, then all drop their connections
+                         at once and all reconnect at once (each offers its
+                         own previous session with --resume); reports the
+                         time until all are authenticated again, latency
+                         (connect to OK AUTH) and errors by kind, and the
+                         ACK latency of --messengers connections that keep
+                         sending (window 1) before and during the storm;
+                         --server-pid adds the server's CPU during it.
+                         --duration bounds each phase (default 60 here).
 
             Latency percentiles come from an HdrHistogram. Errors are counted by kind (network, tls, timeout, closed, or the server's code). --json prints one JSON object instead of the text report. A progress line is shown only when standard output is a terminal. Exit status 1 when any error was counted.
 
@@ -28,11 +38,12 @@ struct Bench: ParsableCommand {
               gatehouse bench messages --connections 64 --window 16 --size 64 --duration 10
               gatehouse bench messages --count 100000 --json > result.json
               gatehouse bench idle --connections 10000 --hold 30
+              gatehouse bench storm --connections 10000 --resume --server-pid 1234
             """
     )
 
     @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "handshake, messages or idle.")
+    @Argument(help: "handshake, messages, idle or storm.")
     var mode: String
     @Option(name: .shortAndLong, help: "Concurrent connections (default: handshake 4, messages 64, idle 1000).")
     var connections: Int?
@@ -40,14 +51,24 @@ struct Bench: ParsableCommand {
     var window: Int = 16
     @Option(name: .shortAndLong, help: "Message size in bytes (messages mode).")
     var size: Int = 64
-    @Option(name: .shortAndLong, help: "Seconds to run when no --count is given.")
-    var duration: Double = 10
+    @Option(
+        name: .shortAndLong,
+        help: "Seconds to run when no --count is given (storm: bound of each phase, default 60)."
+    )
+    var duration: Double?
     @Option(name: [.customShort("n"), .long], help: "Total messages (messages mode) or handshakes (handshake mode).")
     var count: Int?
     @Option(help: "Seconds to hold the connections once all are open (idle mode).")
     var hold: Double = 5
-    @Flag(help: "Resume TLS sessions (handshake mode).")
+    @Flag(help: "Resume TLS sessions (handshake and storm modes; these measure full handshakes without it).")
     var resume = false
+    @Option(help: "Storm mode: established connections that keep sending during the storm.")
+    var messengers: Int = 4
+    @Option(
+        name: .customLong("server-pid"),
+        help: "Storm mode: the server's process id, to report its CPU (same machine)."
+    )
+    var serverPid: Int32?
     @Option(help: "Load-generating threads (default: one per core).")
     var threads: Int?
     @Flag(help: "Messages mode: send through one stream per connection (STREAM), to measure the stream path.")
@@ -57,22 +78,38 @@ struct Bench: ParsableCommand {
 
     var benchMode: BenchPlan.Mode? { BenchPlan.Mode(rawValue: mode) }
 
+    var isStorm: Bool { mode == "storm" }
+    var seconds: Double { duration ?? (isStorm ? 60 : 10) }
+
     func validate() throws {
-        guard let benchMode else { throw ValidationError("mode must be handshake, messages or idle") }
+        if resume && connection.noResume { throw ValidationError("give --resume or --no-resume, not both") }
+        if isStorm {
+            if let connections, !(1...100_000).contains(connections) {
+                throw ValidationError("--connections must be 1 to 100000")
+            }
+            guard (0...1000).contains(messengers) else { throw ValidationError("--messengers must be 0 to 1000") }
+            guard seconds > 0 else { throw ValidationError("--duration must be positive") }
+            if let serverPid, serverPid <= 0 { throw ValidationError("--server-pid must be a process id") }
+            if streams { throw ValidationError("--streams applies to messages mode") }
+            return
+        }
+        if serverPid != nil { throw ValidationError("--server-pid applies to storm mode") }
+        guard let benchMode else { throw ValidationError("mode must be handshake, messages, idle or storm") }
         if let connections, !(1...100_000).contains(connections) {
             throw ValidationError("--connections must be 1 to 100000")
         }
         guard (1...100_000).contains(window) else { throw ValidationError("--window must be 1 to 100000") }
         guard (1...16 << 20).contains(size) else { throw ValidationError("--size must be 1 to 16777216") }
-        guard duration > 0, hold >= 0 else { throw ValidationError("--duration must be positive, --hold not negative") }
+        guard seconds > 0, hold >= 0 else { throw ValidationError("--duration must be positive, --hold not negative") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if let threads, !(1...256).contains(threads) { throw ValidationError("--threads must be 1 to 256") }
-        if resume && benchMode != .handshake { throw ValidationError("--resume applies to handshake mode") }
+        if resume && benchMode != .handshake { throw ValidationError("--resume applies to handshake and storm modes") }
         if streams && benchMode != .messages { throw ValidationError("--streams applies to messages mode") }
     }
 
     func run() throws {
         GatehouseSystem.Process.ignoreSIGPIPE()
+        if isStorm { return try runStorm() }
         let mode = benchMode!
         let connections = self.connections ?? [.handshake: 4, .messages: 64, .idle: 1000][mode]!
         let limit = GatehouseSystem.Process.raiseDescriptorLimit()
@@ -107,7 +144,7 @@ struct Bench: ParsableCommand {
             window: window,
             payload: payload,
             count: count,
-            durationNs: UInt64(duration * 1e9),
+            durationNs: UInt64(seconds * 1e9),
             holdNs: UInt64(hold * 1e9),
             resume: resume,
             user: connection.resolvedUser,

@@ -43,6 +43,9 @@ final class BenchShared: Sendable {
     let established = Atomic<Int>(0)  // connections authenticated and open now
     let stop = Atomic<Bool>(false)
     let finishedWorkers = Atomic<Int>(0)
+    /// Storm mode's messengers: which window latencies go to (`WorkerResult.windows`): 0 while
+    /// the storm's clients connect, 1 in the quiet second before the drop, 2 during the storm.
+    let latencyWindow = Atomic<Int>(0)
     let startNs = Process.monotonicNanoseconds()
     private let results = Mutex<[WorkerResult]>([])
 
@@ -90,10 +93,16 @@ struct WorkerResult: Sendable {
     var openingNs: UInt64 = 0
     var errors: [String: Int] = [:]
     var firstErrors: [String: String] = [:]
+    /// Latency by `BenchShared.latencyWindow` (storm mode's messengers; unused elsewhere).
+    var windows = [Histogram<UInt64>](
+        repeating: Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three),
+        count: 3
+    )
 
-    mutating func record(latencyNs: UInt64) {
+    mutating func record(latencyNs: UInt64, window: Int = 0) {
         let micros = max(1, min(latencyNs / 1000, 120_000_000))
         _ = latency.record(micros)
+        if window > 0 { _ = windows[window].record(micros) }
     }
 
     mutating func count(_ error: ClientError, shared: BenchShared) {

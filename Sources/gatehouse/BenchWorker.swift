@@ -187,7 +187,7 @@ final class BenchWorker {
                 result.refused += 1
                 result.count(error, shared: shared)
             } else {
-                result.record(latencyNs: now - sent)
+                result.record(latencyNs: now - sent, window: shared.latencyWindow.load(ordering: .relaxed))
                 result.completed += 1
                 shared.completed.wrappingAdd(1, ordering: .relaxed)
             }

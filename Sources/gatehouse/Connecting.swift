@@ -26,12 +26,25 @@ struct OpenSession {
 extension ConnectionOptions {
     /// Connects, verifies, reads the greeting and authenticates, turning each failure into a
     /// message a person can act on and `ExitStatus.connectFailed`.
-    func openSession(scratch: ReadScratch, requireAuth: Bool) throws -> OpenSession {
+    ///
+    /// Pass the `client` of an earlier session to reconnect: it offers that session's TLS
+    /// session (unless --no-resume), so the reconnect is a resumed handshake.
+    func openSession(
+        scratch: ReadScratch,
+        requireAuth: Bool,
+        client reused: GatehouseClient? = nil
+    ) throws
+        -> OpenSession
+    {
         let config = try configuration()
         let client: GatehouseClient
-        do { client = try GatehouseClient(config) } catch {
-            Console.error("gatehouse: \(error.message)")
-            throw ExitCode(ExitStatus.connectFailed)
+        if let reused {
+            client = reused
+        } else {
+            do { client = try GatehouseClient(config) } catch {
+                Console.error("gatehouse: \(error.message)")
+                throw ExitCode(ExitStatus.connectFailed)
+            }
         }
         let where_ = "\(config.host):\(config.port)"
         let (connection, greeting): (LineConnection, String)
@@ -67,6 +80,8 @@ extension ConnectionOptions {
             }
             throw ExitCode(ExitStatus.connectFailed)
         }
+        // A TLS 1.3 ticket may come after the greeting: by the AUTH reply it has arrived.
+        client.keepSession(of: connection)
         return OpenSession(client: client, connection: connection, greeting: greeting, user: user, token: token)
     }
 

@@ -54,6 +54,11 @@ struct ConnectionOptions: ParsableArguments {
         help: "Seconds to wait for connect, handshake and each reply (env GATEHOUSE_TIMEOUT; default 10)."
     )
     var timeout: Double?
+    @Flag(
+        name: .customLong("no-resume"),
+        help: "Do a full TLS handshake on every reconnect instead of offering the previous session."
+    )
+    var noResume = false
 
     static func env(_ name: String) -> String? {
         guard let text = GatehouseSystem.Process.environment("GATEHOUSE_" + name) else { return nil }
@@ -83,7 +88,8 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     /// The client configuration these options describe.
-    func configuration(resume: Bool = false) throws -> ClientConfiguration {
+    /// `resume` nil: resume unless --no-resume (bench modes decide for themselves).
+    func configuration(resume: Bool? = nil) throws -> ClientConfiguration {
         var config = ClientConfiguration(host: resolvedHost, port: try resolvedPort())
         config.caFile = ca ?? Self.env("CA") ?? (fileExists(Defaults.caFile) ? Defaults.caFile : nil)
         config.serverName = serverName ?? Self.env("SERVER_NAME")
@@ -100,7 +106,7 @@ struct ConnectionOptions: ParsableArguments {
                 return value
             } ?? 10
         config.timeoutMs = Int(seconds * 1000)
-        config.resumeSessions = resume
+        config.resumeSessions = resume ?? !noResume
         return config
     }
 

@@ -84,11 +84,14 @@ struct StreamSend {
         // Messages refused for a transient reason on the last connection: the first `transient`
         // of the queue, which took no number.
         var transientCount = 0
+        // One client for every reconnect, so that each offers the last TLS session (--no-resume: not).
+        var client: GatehouseClient?
         while true {
             let session: OpenSession
             let last: Int
             do {
-                session = try connection.openSession(scratch: scratch, requireAuth: true)
+                session = try connection.openSession(scratch: scratch, requireAuth: true, client: client)
+                client = session.client
                 let timeoutMs = try connection.configuration().timeoutMs
                 let reply = try session.connection.request(
                     "STREAM \(name)",
