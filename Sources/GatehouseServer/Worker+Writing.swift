@@ -75,7 +75,14 @@ extension Worker {
             // Every reply is out: close_notify, then FIN; the socket stays open for reading so
             // that the client's unread input does not turn the close into a reset.
             conn.tls.shutdown()
-            switch conn.tls.sendPendingCiphertext() {
+            let sent = conn.tls.sendPendingCiphertext()
+            if sent == .done && conn.machine.closeReason == .clientClosed {
+                // The client closed first: it sends nothing more, so there is no input to drain
+                // and closing cannot turn into a reset. Close now, as lingering would on its EOF.
+                close(conn, conn.machine.peerClosed(now: now))
+                return
+            }
+            switch sent {
             case .wouldBlock:
                 // The FIN follows the close_notify once it is out (`flush`).
                 conn.shutdownPending = true
