@@ -49,6 +49,8 @@ final class Connection {
     var tlsWantsWrite = false
     /// The last write would have blocked: wait for the next epoll event before writing again.
     var writeBlocked = false
+    /// Lingering: close_notify waits for writability, and the FIN (shutdown) after it.
+    var shutdownPending = false
     /// When the credential `checkCredential` last accepted expires (monotonic ns; an access
     /// token's exp plus leeway), nil when it does not; handed to the state machine with the result.
     var credentialExpiry: UInt64?

@@ -54,8 +54,10 @@ extension Worker {
                 conn.tlsWantsWrite = true
                 break reading
             case .closed:
-                // The client is done sending; answer what it sent, then close.
+                // The client is done sending; answer what it sent, then close. Flushing now
+                // lingers at once when nothing is in flight, instead of at the closing deadline.
                 perform(conn.machine.peerClosed(now: now), conn)
+                flush(conn)
                 break reading
             case .failed(let error):
                 logger.info(

@@ -76,7 +76,21 @@ extension Worker {
             // Every reply is out: close_notify, then FIN; the socket stays open for reading so
             // that the client's unread input does not turn the close into a reset.
             conn.tls.shutdown()
-            Socket.shutdownWrite(conn.fd)
+            let sent = conn.tls.sendPendingCiphertext()
+            if sent == .done && conn.machine.closeReason == .clientClosed {
+                // The client closed first: it sends nothing more, so there is no input to drain
+                // and closing cannot turn into a reset. Close now, as lingering would on its EOF.
+                close(conn, conn.machine.peerClosed(now: now))
+                return
+            }
+            switch sent {
+            case .wouldBlock:
+                // The FIN follows the close_notify once it is out (`flush`).
+                conn.shutdownPending = true
+                conn.writeBlocked = true
+            case .done, .failed:
+                Socket.shutdownWrite(conn.fd)
+            }
             queueRead(conn)
         case .close:
             close(conn, step)
@@ -88,11 +102,15 @@ extension Worker {
     func sync(_ conn: Connection) {
         guard !conn.isClosed else { return }
         scheduleTimer(conn)
+        let ciphertext = conn.tls.pendingCiphertext > 0
+        if ciphertext && !conn.writeBlocked { markDirty(conn) }
         if conn.machine.isHandshaking { return }  // the handshake sets its own interest
         let unsent = conn.machine.replies.unsentBytes > 0
         if unsent && !conn.writeBlocked { markDirty(conn) }
         var events: UInt32 = conn.machine.wantsToRead ? Epoll.readable : 0
-        if unsent || conn.tlsWantsWrite { events |= Epoll.writable }
+        // Writability is asked for only once a write has blocked: until then the connection is
+        // on the dirty list and written at the end of this turn, without two epoll_ctl calls.
+        if conn.tlsWantsWrite || (conn.writeBlocked && (unsent || ciphertext)) { events |= Epoll.writable }
         setInterest(conn, events)
     }
 
@@ -122,19 +140,27 @@ extension Worker {
         }
     }
 
-    /// Writes the ready replies with as few SSL_write calls as it takes.
+    /// Encrypts the ready replies with as few SSL_write calls as it takes, then sends all the
+    /// connection's waiting ciphertext (a handshake flight, a ticket, close_notify, replies) with
+    /// one `send`.
     func flush(_ conn: Connection) {
-        guard !conn.isClosed, !conn.machine.isHandshaking, !conn.machine.isLingering else { return }
-        while conn.machine.replies.unsentBytes > 0 {
+        guard !conn.isClosed else { return }
+        let replying = !conn.machine.isHandshaking && !conn.machine.isLingering
+        while replying && conn.machine.replies.unsentBytes > 0 {
             let result = conn.machine.replies.withUnsent { conn.tls.write($0) }
             switch result {
             case .done(let n):
                 stats.count(stats.bytesSent, n)
                 conn.machine.wrote(n, now: now)
             case .wantWrite:
-                conn.writeBlocked = true  // until epoll says writable
-                sync(conn)
-                return
+                // The ciphertext buffer is full: send it, and encrypt more if the kernel took all.
+                if conn.tls.pendingCiphertext == 0 {
+                    conn.writeBlocked = true
+                    sync(conn)
+                    return
+                }
+                guard sendCiphertext(conn) else { return }
+                continue
             case .wantRead:
                 // TLS needs to read before it can write (a key update): readable wakes it.
                 conn.writeBlocked = true
@@ -145,8 +171,43 @@ extension Worker {
                 return
             }
         }
+        guard sendCiphertext(conn) else { return }
+        if conn.machine.isHandshaking {
+            if conn.tlsWantsWrite {
+                conn.tlsWantsWrite = false
+                advanceHandshake(conn)
+            }
+            return
+        }
+        if conn.machine.isLingering {
+            if conn.shutdownPending {
+                conn.shutdownPending = false
+                Socket.shutdownWrite(conn.fd)
+            }
+            return
+        }
         perform(conn.machine.flushed(now: now), conn)
         sync(conn)
+    }
+
+    /// Sends the connection's waiting ciphertext. True when all of it is out; false when the
+    /// rest waits for writability (interest set) or the connection was closed.
+    func sendCiphertext(_ conn: Connection) -> Bool {
+        switch conn.tls.sendPendingCiphertext() {
+        case .done:
+            return true
+        case .wouldBlock:
+            conn.writeBlocked = true  // until epoll says writable
+            if conn.machine.isHandshaking {
+                setInterest(conn, conn.interest | Epoll.writable)
+            } else {
+                sync(conn)
+            }
+            return false
+        case .failed:
+            close(conn, conn.machine.close(.peerWentAway))
+            return false
+        }
     }
 
     // MARK: closing
@@ -155,6 +216,11 @@ extension Worker {
     /// machine is already `.closed`, so no stale reference reads or writes the descriptor again.
     func close(_ conn: Connection, _ step: ConnectionStateMachine.Step) {
         guard case .close(let reason) = step, connections[conn.slot] === conn else { return }
+        // A TLS alert or a last record still waiting: one try, as a socket BIO would have made.
+        if conn.tls.pendingCiphertext > 0 {
+            _ = conn.tls.sendPendingCiphertext()
+            conn.tls.discardPendingCiphertext()
+        }
         // No EPOLL_CTL_DEL: closing the only descriptor of the socket removes it from epoll.
         Socket.close(conn.fd)
         connections[conn.slot] = nil

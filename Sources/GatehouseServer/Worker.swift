@@ -47,6 +47,10 @@ final class Worker {
     var draining = false
     var readBuffer: UnsafeMutableRawBufferPointer
 
+    /// Ciphertext a connection may hold unsent (two full TLS records): beyond it, OpenSSL is told
+    /// to retry, as a full socket told it before (`SocketBIO`).
+    static let ciphertextLimit = 2 * (16 * 1024 + 256)
+
     static let listenerToken = UInt64.max
     static let inboxToken = UInt64.max - 1
 
@@ -206,7 +210,13 @@ final class Worker {
             return
         }
         let tls: TLSConnection
-        do { tls = try TLSConnection(context: shared.currentTLSContext(), fd: fd) } catch {
+        do {
+            tls = try TLSConnection(
+                context: shared.currentTLSContext(),
+                bufferedSocket: fd,
+                outputLimit: Worker.ciphertextLimit
+            )
+        } catch {
             logger.error("cannot create TLS session", metadata: ["error": "\(error)"])
             if !proxied { shared.release(peer: host) }
             Socket.close(fd)
@@ -274,7 +284,14 @@ final class Worker {
 
     func handle(events: UInt32, token: UInt64) {
         guard let conn = connection(for: token) else { return }
+        // Only an event says the socket may hold bytes again after a read found it empty.
+        if events & (Epoll.readable | Epoll.hangup | Epoll.error) != 0 { conn.tls.socketReadable() }
         if conn.machine.isHandshaking {
+            if conn.writeBlocked {
+                // The flight waits for writability: send it at the end of this turn.
+                conn.writeBlocked = false
+                markDirty(conn)
+            }
             if conn.proxyReader != nil {
                 readProxyHeader(conn)
             } else {
@@ -310,9 +327,13 @@ final class Worker {
             shared.metrics.handshakesCompleted.add(1, ordering: .relaxed)
             handshakeCompleted(conn)
         case .wantRead:
-            setInterest(conn, Epoll.readable)
+            // The flight OpenSSL wrote waits in the connection's buffer: out at the end of the turn.
+            if conn.tls.pendingCiphertext > 0 { markDirty(conn) }
+            setInterest(conn, Epoll.readable | (conn.writeBlocked ? Epoll.writable : 0))
         case .wantWrite:
-            setInterest(conn, Epoll.writable)
+            // The ciphertext buffer is full (a very long chain): `flush` sends it and comes back.
+            conn.tlsWantsWrite = true
+            markDirty(conn)
         case .closed:
             shared.metrics.handshakesFailed.add(1, ordering: .relaxed)
             close(conn, conn.machine.peerClosed(now: now))

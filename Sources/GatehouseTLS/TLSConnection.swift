@@ -17,6 +17,16 @@ public enum TLSIOResult: Sendable {
     case failed(TLSError)
 }
 
+/// The outcome of sending a buffered socket's waiting ciphertext.
+public enum TLSSendResult: Sendable, Equatable {
+    /// Everything waiting has been handed to the kernel.
+    case done
+    /// Some is still waiting: send again when the socket is writable.
+    case wouldBlock
+    /// The connection failed (errno: EPIPE, ECONNRESET, ...).
+    case failed(Int32)
+}
+
 /// One `SSL` object: a TLS session over a non-blocking socket or over memory BIOs.
 ///
 /// Not thread-safe: owned by one worker thread for its whole life. Holds its `TLSContext`
@@ -26,6 +36,8 @@ public final class TLSConnection {
     public let context: TLSContext
     private var memoryIn: OpaquePointer?
     private var memoryOut: OpaquePointer?
+    /// With `init(context:bufferedSocket:)`: the socket, the deferred output, the drained flag.
+    let socket: SocketBIOState?
 
     /// A session over the connected socket `fd`, which the caller keeps owning.
     public init(context: TLSContext, fd: Int32) throws(TLSError) {
@@ -33,7 +45,24 @@ public final class TLSConnection {
         guard let ssl = SSL_new(context.ctx) else { throw .drained(.resource, "SSL_new failed") }
         self.ssl = ssl
         self.context = context
+        self.socket = nil
         guard SSL_set_fd(ssl, fd) == 1 else { throw .drained(.resource, "SSL_set_fd failed") }
+        if context.isServer { SSL_set_accept_state(ssl) } else { SSL_set_connect_state(ssl) }
+    }
+
+    /// A session over the connected non-blocking socket `fd` (kept by the caller) whose output
+    /// waits in a buffer of at most `outputLimit` bytes until `sendPendingCiphertext()`, and
+    /// whose reads skip the `recv` that would say EAGAIN (`SocketBIO`). For the server's workers:
+    /// a handshake's last flight, its ticket and the greeting leave in one `send`.
+    public init(context: TLSContext, bufferedSocket fd: Int32, outputLimit: Int) throws(TLSError) {
+        OpenSSLErrorQueue.clear()
+        guard let ssl = SSL_new(context.ctx) else { throw .drained(.resource, "SSL_new failed") }
+        self.ssl = ssl
+        self.context = context
+        let socket = SocketBIOState(fd: fd, outputLimit: outputLimit)
+        self.socket = socket
+        guard let bio = SocketBIO.make(socket) else { throw .drained(.resource, "BIO_new failed") }
+        SSL_set_bio(ssl, bio, bio)  // one BIO both ways: the SSL owns its one reference
         if context.isServer { SSL_set_accept_state(ssl) } else { SSL_set_connect_state(ssl) }
     }
 
@@ -45,6 +74,7 @@ public final class TLSConnection {
         else { throw .drained(.resource, "SSL_new or BIO_new failed") }
         self.ssl = ssl
         self.context = context
+        self.socket = nil
         SSL_set_bio(ssl, rbio, wbio)  // the SSL now owns both BIOs
         memoryIn = rbio
         memoryOut = wbio
@@ -153,6 +183,47 @@ public final class TLSConnection {
         let n = X509_NAME_get_text_by_NID(name, NID_commonName, &buf, Int32(buf.count))
         guard n > 0 else { return nil }
         return String(decoding: buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    // MARK: the buffered socket
+
+    /// Ciphertext written by OpenSSL and not yet sent (always 0 without a buffered socket).
+    public var pendingCiphertext: Int { socket?.output.count ?? 0 }
+
+    /// Whether a read would skip the kernel: the socket was found empty since the last
+    /// `socketReadable()`.
+    public var socketDrained: Bool { socket?.drained ?? false }
+
+    /// `recv` calls made through the buffered socket so far.
+    public var socketReceives: Int { socket?.receives ?? 0 }
+
+    /// Epoll reported the socket readable (or hung up): the next read asks the kernel again.
+    @inline(__always)
+    public func socketReadable() {
+        socket?.drained = false
+    }
+
+    /// Sends the waiting ciphertext with one `send` (again only after EINTR). A partial send
+    /// means the kernel's buffer is full: `.wouldBlock`, the rest waits for writability.
+    public func sendPendingCiphertext() -> TLSSendResult {
+        guard let socket, !socket.output.isEmpty else { return .done }
+        while true {
+            let n = socket.output.withPending { send(socket.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                let complete = n == socket.output.count
+                socket.output.consume(n)
+                if complete { return .done }
+                return .wouldBlock  // the kernel's buffer is full: wait for writable
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return .wouldBlock }
+            return .failed(n < 0 ? errno : EPIPE)
+        }
+    }
+
+    /// Forgets the waiting ciphertext and frees its memory (the connection is closed).
+    public func discardPendingCiphertext() {
+        socket?.output.discard()
     }
 
     // MARK: memory BIOs
