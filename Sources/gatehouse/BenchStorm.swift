@@ -107,7 +107,7 @@ final class BenchStorm {
 
     /// User + system clock ticks of process `pid` (/proc/PID/stat fields 14 and 15).
     static func cpuTicks(_ pid: Int32) -> Int? {
-        guard let bytes = readWholeFile("/proc/\(pid)/stat") else { return nil }
+        guard let bytes = try? FileIO.readFile("/proc/\(pid)/stat", limit: 4096).bytes else { return nil }
         let text = String(decoding: bytes, as: UTF8.self)
         // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
         guard let close = text.lastIndex(of: ")") else { return nil }
