@@ -47,7 +47,8 @@ let package = Package(
         ),
         // epoll, eventfd, accept4 and friends: the Linux calls Glibc does not export cleanly.
         .target(name: "CGatehouseLinux"),
-        .target(name: "GatehouseTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
+        // GatehouseSystem for the one monotonic clock (the ticket-key schedule).
+        .target(name: "GatehouseTLS", dependencies: ["COpenSSL", "GatehouseSystem"], swiftSettings: strict),
         .target(name: "GatehouseProtocol", swiftSettings: hotPath),
         // JOSE (JWS, JWK, JWT claims) without cryptography or I/O: pure, fuzzed (Fuzz/, JWTFuzzer).
         .target(name: "GatehouseJWT", dependencies: ["GatehouseProtocol"], swiftSettings: strict),

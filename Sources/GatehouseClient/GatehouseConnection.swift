@@ -8,7 +8,8 @@ public import GatehouseTLS
 /// Not thread-safe: one thread uses a connection at a time. Pipelining is done by writing many
 /// lines before reading their replies (`sendMessages`), so one thread can keep a window full.
 public final class GatehouseConnection {
-    private let fd: Int32
+    /// The socket, until `close()`, `reset()` or a failed set-up takes and closes it.
+    private var socket: OwnedFD?
     private let tls: TLSConnection
     /// The greeting line, e.g. `HELLO gatehouse/1`.
     public private(set) var greeting: String = ""
@@ -28,7 +29,7 @@ public final class GatehouseConnection {
         do { tls = try TLSConnection(context: context, fd: owned.raw) } catch {
             throw ClientError(.tls, "\(error)")
         }
-        fd = owned.release()
+        socket = consume owned
         do {
             try tls.setServerName(config.serverName ?? config.host, verifyHost: config.verify)
         } catch {
@@ -52,16 +53,11 @@ public final class GatehouseConnection {
         greeting = first
     }
 
-    deinit {
-        if !closed { Socket.close(fd) }
-    }
-
-    /// Closes the socket of a connection whose set-up failed. A class whose init throws after
-    /// every property is set is deinitialized like any other, so `closed` must say so first:
-    /// otherwise `deinit` closes the number again, by then perhaps another thread's descriptor.
+    /// Closes the socket of a connection whose set-up failed, at once rather than when the
+    /// half-made object goes.
     private func abandon() {
         closed = true
-        Socket.close(fd)
+        socket.take()?.close()
     }
 
     /// The TLS version and cipher negotiated, for display.
@@ -174,13 +170,13 @@ public final class GatehouseConnection {
         guard !closed else { return }
         closed = true
         tls.shutdown()
-        Socket.close(fd)
+        socket.take()?.close()
     }
 
     /// Closes with a TCP reset (tests of the server's resilience).
     public func reset() {
         guard !closed else { return }
         closed = true
-        Socket.close(fd, reset: true)
+        if let owned = socket.take() { Socket.close(owned, reset: true) }
     }
 }

@@ -22,7 +22,10 @@ public final class LineConnection {
         case ended(ClientError?)
     }
 
-    public let fd: Int32
+    /// The socket, until `close()` takes and closes it (the object may live on, closed).
+    private var socket: OwnedFD?
+    /// The socket's number for the owner's poll or epoll; -1 once closed.
+    public var fd: Int32 { socket?.raw ?? -1 }
     public private(set) var phase: Phase
     let tls: TLSConnection
     private var outbound: [UInt8] = []
@@ -59,11 +62,7 @@ public final class LineConnection {
         }
         self.tls = tls
         self.phase = inProgress ? .connecting : .handshaking
-        self.fd = socket.release()
-    }
-
-    deinit {
-        if phase != .closed { Socket.close(fd) }
+        self.socket = consume socket
     }
 
     /// Whether the owner should also wait for the socket to become writable.
@@ -181,6 +180,6 @@ public final class LineConnection {
         guard phase != .closed else { return }
         phase = .closed
         tls.shutdown()
-        Socket.close(fd)
+        socket.take()?.close()
     }
 }

@@ -30,6 +30,18 @@ public struct LineFramer {
     /// Whether a line has started and not yet ended (or is being discarded).
     public var hasPartialLine: Bool { !partial.isEmpty || discarding }
 
+    /// Ends the input: the bytes of a last line that never got its LF (a CR kept, as received),
+    /// or nil when there are none or they were being discarded as too long. The framer is
+    /// empty afterwards. For inputs that may end mid-line (a file, standard input); a
+    /// connection closed mid-line drops it instead.
+    public mutating func finish() -> [UInt8]? {
+        defer {
+            partial = []
+            discarding = false
+        }
+        return discarding || partial.isEmpty ? nil : partial
+    }
+
     /// Feeds `input` and calls `body` for every event it completes, in order. When `body`
     /// returns false, framing stops and the rest of `input` is dropped (the connection is closing).
     /// Returns the offset in `input` where framing stopped (`input.count` when it did not).

@@ -11,6 +11,8 @@ import GatehouseTLS
 final class Connection {
     let slot: Int
     let generation: UInt32
+    /// Raw, not an OwnedFD, on purpose: it is read on every event of the hot path, and its one
+    /// close is `Worker.close(_:_:)`, guarded by the slot check and the machine's `.closed`.
     let fd: Int32
     /// Server-wide connection number, as in logs and journal records.
     let id: UInt64

@@ -3,10 +3,6 @@ import GatehouseJournal
 import GatehouseSystem
 import GatehouseTLS
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 extension Server {
     /// Everything that would keep `config` from serving, one line per problem, without starting:
     /// the certificate chain and key (loaded as the server loads them: the key private, matching
@@ -16,7 +12,7 @@ extension Server {
     ///
     /// > Warning: blocking file I/O and a bind; for `gatehouse-server check-config`.
     public static func check(_ config: ServerConfiguration, now: Int? = nil) -> [String] {
-        let now = now ?? Int(time(nil))
+        let now = now ?? Int(WallClock.seconds())
         var problems: [String] = []
         do {
             let tls = try makeTLSContext(config)
@@ -57,19 +53,24 @@ extension Server {
     /// Why the journal at `path` could not be written, or nil: an existing file must be
     /// readable and writable, else the nearest existing folder above it must be writable.
     static func journalProblem(_ path: String) -> String? {
-        var st = stat()
-        if stat(path, &st) == 0 {
-            guard st.st_mode & S_IFMT == S_IFREG else { return "journal \(path) is not a regular file" }
-            return access(path, R_OK | W_OK) == 0 ? nil : "journal \(path) is not readable and writable"
+        if let file = FileIO.status(ofPath: path) {
+            guard file.isRegularFile else { return "journal \(path) is not a regular file" }
+            return FileIO.isReadableAndWritable(path) ? nil : "journal \(path) is not readable and writable"
         }
-        var folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-        while !folder.isEmpty && stat(folder, &st) != 0 {
-            folder = folder.contains("/") ? String(folder[..<folder.lastIndex(of: "/")!]) : "."
+        // The nearest existing folder above; "/x" has "/" above it ("" would name no folder).
+        func parent(_ p: String) -> String {
+            guard let slash = p.lastIndex(of: "/") else { return "." }
+            return slash == p.startIndex ? "/" : String(p[..<slash])
         }
-        if folder.isEmpty { folder = "/" }
-        guard st.st_mode & S_IFMT == S_IFDIR else { return "journal folder \(folder) is not a folder" }
+        var folder = parent(path)
+        var status = FileIO.status(ofPath: folder)
+        while status == nil && folder != "/" && folder != "." {
+            folder = parent(folder)
+            status = FileIO.status(ofPath: folder)
+        }
+        guard status?.isDirectory == true else { return "journal folder \(folder) is not a folder" }
         // Try it for real: access(2) says yes to root everywhere, even where nothing can be made.
-        let probe = folder + "/.gatehouse-check-\(Process.id)"
+        let probe = (folder == "/" ? "" : folder) + "/.gatehouse-check-\(Process.id)"
         do { _ = try FileIO.createNew(probe, mode: 0o600) } catch {
             return "journal folder \(folder) is not writable: \(error.reason)"
         }

@@ -31,6 +31,10 @@ extension FileIO {
         return FileStatus(st)
     }
 
+    /// Whether this process may read and write `path` (`access(R_OK | W_OK)`). Root is told yes
+    /// almost everywhere: for a real answer, try the write.
+    public static func isReadableAndWritable(_ path: String) -> Bool { access(path, R_OK | W_OK) == 0 }
+
     /// Creates `path` for writing, failing if anything is there already (`O_EXCL`).
     public static func createNew(_ path: String, mode: UInt32 = 0o600) throws(SystemError) -> OwnedFD {
         try open(path, flags: O_WRONLY | O_CREAT | O_EXCL, mode: mode)
@@ -44,6 +48,12 @@ extension FileIO {
     /// without blocking (a FIFO planted under the name must not hang the reader at the open).
     public static func openForReading(_ path: String) throws(SystemError) -> OwnedFD {
         try open(path, flags: O_RDONLY | O_NOCTTY | O_NONBLOCK)
+    }
+
+    /// Opens `path` read-only and blocking, as `open(path, O_RDONLY)` does: a FIFO waits at the
+    /// open for its writer (`gatehouse send --file`).
+    public static func openReadOnly(_ path: String) throws(SystemError) -> OwnedFD {
+        try open(path, flags: O_RDONLY)
     }
 
     /// Opens (creating it with `mode` if needed) a file to append to, reading allowed: the

@@ -220,6 +220,11 @@ public enum Socket {
     }
 
     /// Closes `fd`, aborting with a RST (SO_LINGER 0) when `reset` is set.
+    public static func close(_ fd: consuming OwnedFD, reset: Bool) {
+        close(fd.release(), reset: reset)
+    }
+
+    /// Closes `fd`, aborting with a RST (SO_LINGER 0) when `reset` is set.
     public static func close(_ fd: Int32, reset: Bool = false) {
         if reset {
             var l = linger(l_onoff: 1, l_linger: 0)

@@ -13,5 +13,9 @@ public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
         self.errno = errno
     }
 
+    /// `call` was given something it cannot use (EINVAL), without any system call failing: a
+    /// host name that resolves to no address, for one.
+    public static func invalidArgument(_ call: String) -> SystemError { SystemError(call, errno: EINVAL) }
+
     public var description: String { "\(call): \(String(cString: strerror(errno)))" }
 }

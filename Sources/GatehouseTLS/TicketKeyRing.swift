@@ -1,9 +1,6 @@
 import COpenSSL
+import GatehouseSystem
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The keys that encrypt TLS 1.3 session tickets, rotated on a schedule and shared by every
 /// server context the process builds (all workers, and the contexts a SIGHUP reload makes), so
@@ -34,7 +31,8 @@ public final class TicketKeyRing: Sendable {
     private let keys: Mutex<[Key]>  // newest first
     private let clock: @Sendable () -> UInt64
 
-    /// `clock` returns monotonic seconds; tests pass their own.
+    /// `clock` returns monotonic seconds: the process's one monotonic clock unless a test
+    /// passes its own.
     public init(rotationSeconds: UInt64 = 3600, clock: (@Sendable () -> UInt64)? = nil) {
         precondition(rotationSeconds >= 1)
         self.rotationSeconds = rotationSeconds
@@ -80,11 +78,7 @@ public final class TicketKeyRing: Sendable {
         ring.removeAll { now >= $0.createdAt + 3 * rotationSeconds }
     }
 
-    private static func monotonicSeconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec)
-    }
+    private static func monotonicSeconds() -> UInt64 { Process.monotonicNanoseconds() / 1_000_000_000 }
 }
 
 extension TLSContext {

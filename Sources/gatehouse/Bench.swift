@@ -1,10 +1,7 @@
 import ArgumentParser
 import GatehouseClient
 import GatehouseSystem
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import Synchronization
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -134,7 +131,7 @@ struct Bench: ParsableCommand {
             Console.error("gatehouse: no token: set GATEHOUSE_TOKEN, or pass --token-file FILE")
             throw ExitCode(ExitStatus.connectFailed)
         }
-        let threadCount = min(connections, threads ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+        let threadCount = min(connections, threads ?? GatehouseSystem.Process.processorCount)
         var payload = Array("MSG ".utf8)
         let body = Array("bench-".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: max(0, size - 6))
         payload.append(contentsOf: body.prefix(size))
@@ -153,7 +150,8 @@ struct Bench: ParsableCommand {
             threads: threadCount,
             openConcurrency: mode == .handshake ? connections : 64,
             streamPrefix: streams
-                ? "bench-\(getpid())-\(GatehouseSystem.Process.monotonicNanoseconds() % 1_000_000_000)" : nil
+                ? "bench-\(GatehouseSystem.Process.id)-\(GatehouseSystem.Process.monotonicNanoseconds() % 1_000_000_000)"
+                : nil
         )
         let shared = BenchShared(plan: plan, client: client, addresses: addresses)
 
@@ -173,7 +171,7 @@ struct Bench: ParsableCommand {
         }
         let progress = BenchProgress(shared: shared, enabled: Console.stdoutIsTerminal && !json)
         while shared.finishedWorkers.load(ordering: .acquiring) < threadCount {
-            usleep(100_000)
+            GatehouseSystem.Process.sleep(seconds: 0.1)
             progress.tick()
         }
         let elapsedNs = GatehouseSystem.Process.monotonicNanoseconds() - shared.startNs

@@ -3,10 +3,6 @@ import GatehouseClient
 import GatehouseSystem
 import GatehouseTLS
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// One load-generating thread: its own epoll loop over its share of the connections.
 ///
 /// Everything here runs on the worker's thread; the only shared state is `BenchShared`'s

@@ -1,9 +1,7 @@
+import DequeModule
+import GatehouseProtocol
 import GatehouseSystem
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The terminal of the interactive shell: a small line editor (cursor keys, Home/End, Ctrl-A/E/
 /// B/F/U/K/W/L, history with Up/Down) when standard input is a terminal, plain lines otherwise;
@@ -21,11 +19,11 @@ final class Terminal: Sendable {
 
     let interactive: Bool
     private let state = Mutex(State())
-    // termios is a plain C struct; kept to restore the terminal at exit.
-    private let saved: Mutex<termios?> = Mutex(nil)
+    /// The settings raw mode replaced, to restore at exit.
+    private let saved: Mutex<TerminalMode.Saved?> = Mutex(nil)
 
     init() {
-        interactive = isatty(0) == 1 && isatty(1) == 1
+        interactive = TerminalMode.isTerminal(0) && TerminalMode.isTerminal(1)
     }
 
     /// Prints `line` above the line being edited (or plainly, when not editing).
@@ -46,26 +44,16 @@ final class Terminal: Sendable {
         return out
     }
 
-    /// Raw mode: no echo, no line buffering, no signals from keys (Ctrl-C is ours), output
-    /// processing kept so that "\n" still moves to the next line's start.
+    /// Raw mode on standard input (see `TerminalMode.enterRaw`): the keys come to us one by one.
     func enterRawMode() {
-        guard interactive else { return }
-        var t = termios()
-        guard tcgetattr(0, &t) == 0 else { return }
-        saved.withLock { $0 = t }
-        t.c_lflag &= ~tcflag_t(ECHO | ICANON | ISIG | IEXTEN)
-        t.c_iflag &= ~tcflag_t(IXON | ICRNL | BRKINT | INPCK | ISTRIP)
-        withUnsafeMutableBytes(of: &t.c_cc) { cc in
-            cc[Int(VMIN)] = 1
-            cc[Int(VTIME)] = 0
-        }
-        tcsetattr(0, TCSAFLUSH, &t)
+        guard interactive, let original = TerminalMode.enterRaw(0) else { return }
+        saved.withLock { $0 = original }
     }
 
     func restore() {
         saved.withLock { t in
-            guard var original = t else { return }
-            tcsetattr(0, TCSAFLUSH, &original)
+            guard let original = t else { return }
+            TerminalMode.restore(0, original)
             t = nil
         }
     }
@@ -80,8 +68,13 @@ final class Terminal: Sendable {
         case stopped
     }
 
-    /// Plain mode: bytes read past the last line returned.
-    private let pendingBytes = Mutex<[UInt8]>([])
+    /// Plain mode: input framed as the server frames lines (unbounded: the server judges
+    /// length), and the lines read past the last one returned.
+    private struct PlainInput {
+        var framer = LineFramer(maxLine: .max)
+        var lines = Deque<String>()
+    }
+    private let plain = Mutex(PlainInput())
 
     /// Reads one line, editing it in place on a terminal, or as plain text otherwise. Returns
     /// `.stopped` as soon as `stop` is readable.
@@ -223,28 +216,25 @@ final class Terminal: Sendable {
 
     private func readPlainLine(stop: Int32) -> Input {
         while true {
-            let buffered = pendingBytes.withLock { buffer -> [UInt8]? in
-                guard let lf = buffer.firstIndex(of: 0x0A) else { return nil }
-                defer { buffer.removeFirst(lf + 1) }
-                return Array(buffer[..<lf])
-            }
-            if var line = buffered {
-                if line.last == 0x0D { line.removeLast() }
-                return .line(String(decoding: line, as: UTF8.self))
-            }
+            if let line = plain.withLock({ $0.lines.popFirst() }) { return .line(line) }
             let ready = (try? Poll.wait([(0, Poll.readable), (stop, Poll.readable)], timeoutMs: -1)) ?? [0, 0]
             if ready[1] != 0 { return .stopped }
             var chunk = [UInt8](repeating: 0, count: 4096)
             var r = 0  // a failed read ends the input, as end of file does
             if case .done(let n)? = try? FileIO.readAvailable(0, into: &chunk) { r = n }
             if r <= 0 {
-                let rest = pendingBytes.withLock { b -> [UInt8] in
-                    defer { b.removeAll() }
-                    return b
-                }
-                return rest.isEmpty ? .endOfInput : .line(String(decoding: rest, as: UTF8.self))
+                // A last line without its LF is still a line (as received: a CR stays).
+                let rest = plain.withLock { $0.framer.finish() }
+                return rest.map { .line(String(decoding: $0, as: UTF8.self)) } ?? .endOfInput
             }
-            pendingBytes.withLock { $0.append(contentsOf: chunk[0..<r]) }
+            plain.withLock { input in
+                chunk.withUnsafeBytes { bytes in
+                    input.framer.feed(UnsafeRawBufferPointer(rebasing: bytes[..<r])) { event in
+                        if case .line(let line) = event { input.lines.append(String(decoding: line, as: UTF8.self)) }
+                        return true  // `.tooLong` cannot happen: the limit is `Int.max`
+                    }
+                }
+            }
         }
     }
 }

@@ -1,4 +1,6 @@
+import DequeModule
 import GatehouseClient
+import GatehouseProtocol
 import GatehouseSystem
 
 /// Messages given as command-line arguments: `message 1`, `message 2`, ...
@@ -28,9 +30,10 @@ final class ArgumentSource: MessageSource {
 final class DescriptorSource: MessageSource {
     let fd: Int32
     private let name: String?
-    private var pending: [UInt8] = []
-    private var ready: [OutgoingMessage] = []
-    private var readyStart = 0
+    /// Framed as the server frames lines, but unbounded: the server judges a line's length
+    /// (its --max-line is not known here), so a long line is sent and refused there, by number.
+    private var framer = LineFramer(maxLine: .max)
+    private var ready = Deque<OutgoingMessage>()
     private var lineNumber = 0
     private var atEOF = false
     private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
@@ -43,8 +46,8 @@ final class DescriptorSource: MessageSource {
     }
 
     // Stop reading ahead when many lines wait for the window: memory stays bounded.
-    var waitDescriptor: Int32? { atEOF || ready.count - readyStart > 4096 ? nil : fd }
-    var isExhausted: Bool { atEOF && readyStart == ready.count }
+    var waitDescriptor: Int32? { atEOF || ready.count > 4096 ? nil : fd }
+    var isExhausted: Bool { atEOF && ready.isEmpty }
     /// Lines read so far (the next message, if any, is at least line `linesRead + 1`).
     var linesRead: Int { lineNumber }
 
@@ -61,40 +64,34 @@ final class DescriptorSource: MessageSource {
         }
         if n == 0 {
             atEOF = true
-            if !pending.isEmpty { emit(pending) }
-            pending.removeAll()
+            // A last line without its LF is a message too; its CR goes as at any line's end.
+            if var last = framer.finish() {
+                if last.last == 0x0D { last.removeLast() }
+                emit(last)
+            }
             return
         }
-        var start = 0
-        for i in 0..<n where chunk[i] == 0x0A {
-            if pending.isEmpty {
-                emit(Array(chunk[start..<i]))
-            } else {
-                pending.append(contentsOf: chunk[start..<i])
-                emit(pending)
-                pending.removeAll(keepingCapacity: true)
+        chunk.withUnsafeBytes { bytes in
+            framer.feed(UnsafeRawBufferPointer(rebasing: bytes[..<n])) { event in
+                if case .line(let line) = event { emit(line) }
+                return true  // `.tooLong` cannot happen: the limit is `Int.max`
             }
-            start = i + 1
         }
-        pending.append(contentsOf: chunk[start..<n])
     }
 
-    private func emit(_ line: [UInt8]) {
+    /// Numbers the line (empty lines count, so labels match the file's line numbers) and queues
+    /// it unless it is empty. `line` comes without its line end.
+    private func emit<Bytes: Collection<UInt8>>(_ line: Bytes) {
         lineNumber += 1
-        var text = line
-        if text.last == 0x0D { text.removeLast() }
-        guard !text.isEmpty else { return }
-        ready.append(OutgoingMessage(text: text, label: name.map { "\($0):\(lineNumber)" } ?? "line \(lineNumber)"))
+        guard !line.isEmpty else { return }
+        ready.append(
+            OutgoingMessage(text: Array(line), label: name.map { "\($0):\(lineNumber)" } ?? "line \(lineNumber)")
+        )
     }
 
     func take(max: Int) -> [OutgoingMessage] {
-        let end = min(ready.count, readyStart + Swift.min(max, ready.count))
-        let out = Array(ready[readyStart..<end])
-        readyStart = end
-        if readyStart > 4096 && readyStart == ready.count {
-            ready.removeAll(keepingCapacity: true)
-            readyStart = 0
-        }
+        let out = Array(ready.prefix(max))
+        ready.removeFirst(out.count)
         return out
     }
 }

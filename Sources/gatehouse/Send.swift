@@ -3,10 +3,6 @@ import GatehouseClient
 import GatehouseProtocol
 import GatehouseSystem
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 struct Send: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send messages and print each acknowledgement.",
@@ -77,7 +73,7 @@ struct Send: ParsableCommand {
         } else if let file, file != "-" {
             // A blocking open, as before: a FIFO waits here for its writer.
             let opened: OwnedFD
-            do { opened = try FileIO.open(file, flags: O_RDONLY) } catch {
+            do { opened = try FileIO.openReadOnly(file) } catch {
                 throw ValidationError("cannot open \(file): \(error.reason)")
             }
             source = DescriptorSource(fd: opened.raw, name: file)
@@ -104,7 +100,7 @@ struct Send: ParsableCommand {
         var refusedNames: [String] = []
         var lastAcked: String?
         // Ctrl-C stops the send and still reports what was and was not acknowledged.
-        let interrupt = Interrupt.install()
+        let interrupt = InterruptEvent.install()
         var sender = PipelinedSender(window: window, replyTimeoutMs: max(timeoutMs, 1000), interruptFD: interrupt)
         // An access token from --token-command is fetched again before it expires, and the
         // connection re-authenticated with it, so a long send outlives its first token.
@@ -169,32 +165,5 @@ struct Send: ParsableCommand {
             c.isASCII && (c.asciiValue! < 0x20 || c.asciiValue! == 0x7F) ? "?" : c
         }
         return String(shown) + (text.count > 40 ? "… (\(text.count) bytes)" : "")
-    }
-}
-
-/// SIGINT during `send`: the handler only signals an eventfd (async-signal-safe), which the
-/// sender watches next to the socket.
-enum Interrupt {
-    nonisolated(unsafe) private static var fd: Int32 = -1
-
-    /// Installs the handler once and returns the eventfd it signals, or nil if none could be made.
-    static func install() -> Int32? {
-        if fd < 0 {
-            guard let made = try? EventFD.create() else { return nil }
-            fd = made.release()
-        }
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { _ in
-            var one: UInt64 = 1
-            _ = write(Interrupt.fd, &one, 8)
-        }
-        sigemptyset(&action.sa_mask)
-        sigaction(SIGINT, &action, nil)
-        // A parent may have started us with SIGINT blocked (Foundation's Process does).
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGINT)
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
-        return fd
     }
 }

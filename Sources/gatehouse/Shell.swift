@@ -4,10 +4,6 @@ import GatehouseProtocol
 import GatehouseSystem
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 struct Shell: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Interactive session: type messages, see replies as they arrive.",

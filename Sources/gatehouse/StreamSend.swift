@@ -74,7 +74,7 @@ struct StreamSend {
     func run(source: any MessageSource) throws {
         let queue = StreamQueue(source)
         let scratch = ReadScratch()
-        let interrupt = Interrupt.install()
+        let interrupt = InterruptEvent.install()
         var reconnects = 0
         var acknowledged = 0
         var refused = 0

@@ -30,6 +30,23 @@ struct LineFramerTests {
         #expect(f.events("PING\n") == [.text("PING")])
     }
 
+    @Test func finishHandsOverTheUnterminatedLastLineOnce() {
+        var f = LineFramer(maxLine: 100)
+        #expect(f.events("one\ntwo\r") == [.text("one")])
+        #expect(f.finish() == Array("two\r".utf8))  // as received: no LF, so its CR stays
+        #expect(f.finish() == nil)
+        #expect(!f.hasPartialLine)
+        #expect(f.events("three\n") == [.text("three")])
+        #expect(f.finish() == nil)
+    }
+
+    @Test func finishDropsALineBeingDiscarded() {
+        var f = LineFramer(maxLine: 4)
+        #expect(f.events("abcdef") == [.tooLong])
+        #expect(f.finish() == nil)
+        #expect(f.events("ok\n") == [.text("ok")])  // the new input starts a fresh line
+    }
+
     @Test func dropsCRRightBeforeLF() {
         var f = LineFramer(maxLine: 100)
         #expect(f.events("PING\r\n") == [.text("PING")])

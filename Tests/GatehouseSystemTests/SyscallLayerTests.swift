@@ -99,4 +99,19 @@ struct SyscallLayerTests {
         #expect(IPAddress.v6("::ffff:192.0.2.7")?.suffix(6) == [0xFF, 0xFF, 192, 0, 2, 7])
         #expect(IPAddress.v6("192.0.2.7") == nil)
     }
+
+    @Test func rawModeLeavesANonTerminalAlone() throws {
+        let file = try FileIO.openReadOnly("/dev/null")
+        #expect(!TerminalMode.isTerminal(file.raw))
+        #expect(TerminalMode.enterRaw(file.raw) == nil)  // nothing saved, nothing changed
+    }
+
+    @Test func readableAndWritableAndInvalidArgument() throws {
+        let folder = try TemporaryDirectory()
+        let path = folder.file("f")
+        #expect(!FileIO.isReadableAndWritable(path))  // missing
+        _ = try FileIO.createNew(path, mode: 0o600)
+        #expect(FileIO.isReadableAndWritable(path))
+        #expect(SystemError.invalidArgument("resolve(x)") == SystemError("resolve(x)", errno: EINVAL))
+    }
 }

@@ -1,10 +1,6 @@
 import GatehouseSystem
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc  // EINVAL only
-#endif
-
 /// The plain-HTTP listener of `--metrics-address`: `GET /metrics` (Prometheus text format),
 /// `/healthz` (200 while the process runs), `/readyz` (200 while it accepts clients and its
 /// store works, 503 otherwise, with the reason in the body).
@@ -22,6 +18,9 @@ final class MetricsEndpoint: Sendable {
 
     static let maxRequestBytes = 8192
     let address: String
+    /// The listening socket, taken and closed by `stop`.
+    private let listenerFD: Mutex<OwnedFD?>
+    /// Its number, for the endpoint's thread: `stop` joins the thread before closing it.
     private let listener: Int32
     private let routes: Routes
     private let stopping = Atomic<Bool>(false)
@@ -30,11 +29,12 @@ final class MetricsEndpoint: Sendable {
     /// Binds `host:port` (the port may be 0; `address` then names the real one).
     init(host: String, port: Int, routes: Routes) throws(SystemError) {
         guard let first = try SocketAddress.resolve(host: host, port: port).first else {
-            throw SystemError("resolve(\(host))", errno: EINVAL)
+            throw SystemError.invalidArgument("resolve(\(host))")
         }
-        let fd = try Socket.listen(on: first, backlog: 16, reusePort: false).release()
-        self.listener = fd
-        self.address = (try? Socket.localAddress(fd))?.description ?? first.description
+        let fd = try Socket.listen(on: first, backlog: 16, reusePort: false)
+        self.listener = fd.raw
+        self.address = (try? Socket.localAddress(fd.raw))?.description ?? first.description
+        self.listenerFD = Mutex(consume fd)
         self.routes = routes
     }
 
@@ -47,7 +47,7 @@ final class MetricsEndpoint: Sendable {
     func stop() {
         stopping.store(true, ordering: .releasing)
         thread.takeAndJoin()
-        Socket.close(listener)
+        listenerFD.withLock { $0.take() }?.close()
     }
 
     private func run() {
