@@ -177,16 +177,17 @@ idle() {
 }
 
 storm() {
-    local impl=$1 r=$2 line=$3 out=$work/storm.json extra=()
+    local impl=$1 r=$2 line=$3 extra=()
+    local out=$work/$line-$impl-$r.json err=$work/$line-$impl-$r.err  # kept apart: --keep shows each run's errors
     [ "$line" = storm_resumed ] && extra=(--resume)
     # Room for the old connections too: the server may not have seen all the drops yet when the
     # reconnects arrive (Gatehouse lowers the limit to what its descriptors allow).
     start_server "$impl" 0 1 never --max-connections $((2 * connections + 100))
     taskset -c 1 "$client_bin" bench storm --connections "$connections" --messengers 4 --server-pid "$pid" \
         --duration 60 --timeout 30 --json "${extra[@]}" --host 127.0.0.1 --port "$port" --ca "$work/pki/ca.crt" \
-        --server-name localhost --user bench --token-file "$work/token" >"$out" 2>"$work/storm.err" || true
+        --server-name localhost --user bench --token-file "$work/token" >"$out" 2>"$err" || true
     stop "$pid"
-    json_field "$out" 'd["complete"]' >/dev/null 2>&1 || { bench_log "storm failed against $impl: $(cat "$work/storm.err")"; return; }
+    json_field "$out" 'd["complete"]' >/dev/null 2>&1 || { bench_log "storm failed against $impl: $(cat "$err")"; return; }
     if [ "$(json_field "$out" 'd["complete"]')" = True ]; then
         record "${line}_incomplete" "$impl" "$r" 0
     else

@@ -47,6 +47,8 @@ final class Connection {
     var isDirty = false
     /// Listed in the worker's list of connections to read on the next loop turn.
     var isQueuedForRead = false
+    /// In its worker's `handshakeQueue`, unwatched until the queue reaches it.
+    var queuedForHandshake = false
     /// The TLS layer asked for a writable socket before a read can go on.
     var tlsWantsWrite = false
     /// The last write would have blocked: wait for the next epoll event before writing again.
