@@ -11,8 +11,10 @@ import GatehouseTLS
 final class Connection {
     let slot: Int
     let generation: UInt32
-    /// Raw, not an OwnedFD, on purpose: it is read on every event of the hot path, and its one
-    /// close is `Worker.close(_:_:)`, guarded by the slot check and the machine's `.closed`.
+    /// The socket, owned: closed once, by `Worker.close(_:_:)` (guarded by the slot check and
+    /// the machine's `.closed`), or when the connection is freed if that never ran.
+    var socket: OwnedFD?
+    /// The socket's number, for the calls of the hot path; not used once `socket` is closed.
     let fd: Int32
     /// Server-wide connection number, as in logs and journal records.
     let id: UInt64
@@ -74,6 +76,7 @@ final class Connection {
         self.slot = slot
         self.generation = generation
         self.fd = fd
+        self.socket = OwnedFD(taking: fd)
         self.id = id
         self.peer = peer
         self.peerHost = peerHost

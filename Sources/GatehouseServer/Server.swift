@@ -178,12 +178,11 @@ public final class Server: Sendable {
         for index in 0..<workerCount {
             let worker: Worker
             do {
-                let epoll = try Epoll.create().release()
                 worker = try Worker(
                     index: index,
                     shared: shared,
-                    listener: listeners[index],
-                    epoll: epoll,
+                    listener: OwnedFD(taking: listeners[index]),
+                    epoll: try Epoll.create(),
                     inbox: inboxes[index]
                 )
             } catch { throw ServerError("worker \(index): \(error)", cause: error) }

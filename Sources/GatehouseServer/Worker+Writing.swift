@@ -222,7 +222,7 @@ extension Worker {
             conn.tls.discardPendingCiphertext()
         }
         // No EPOLL_CTL_DEL: closing the only descriptor of the socket removes it from epoll.
-        Socket.close(conn.fd)
+        if let socket = conn.socket.take() { Socket.close(socket, reset: false) }
         connections[conn.slot] = nil
         freeSlots.append(conn.slot)
         openCount -= 1

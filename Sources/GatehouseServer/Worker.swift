@@ -12,8 +12,11 @@ import Logging
 final class Worker {
     let index: Int
     let shared: ServerShared
-    let epoll: Int32
-    let listener: Int32
+    /// The worker's epoll instance and listening socket, owned: closed when the worker ends.
+    let epollFD: OwnedFD
+    let listenerFD: OwnedFD
+    var epoll: Int32 { epollFD.raw }
+    var listener: Int32 { listenerFD.raw }
     let inbox: WorkerInbox
     var logger: Logger
     /// What this worker counts for /metrics (written by this thread only).
@@ -64,11 +67,17 @@ final class Worker {
     static let listenerToken = UInt64.max
     static let inboxToken = UInt64.max - 1
 
-    init(index: Int, shared: ServerShared, listener: Int32, epoll: Int32, inbox: WorkerInbox) throws(SystemError) {
+    init(
+        index: Int,
+        shared: ServerShared,
+        listener: consuming OwnedFD,
+        epoll: consuming OwnedFD,
+        inbox: WorkerInbox
+    ) throws(SystemError) {
         self.index = index
         self.shared = shared
-        self.listener = listener
-        self.epoll = epoll
+        self.listenerFD = listener
+        self.epollFD = epoll
         self.inbox = inbox
         self.logger = shared.logger
         self.stats = shared.workerStats.indices.contains(index) ? shared.workerStats[index] : WorkerStats()
@@ -76,8 +85,8 @@ final class Worker {
         self.batch = JournalBatch(worker: index)
         self.limits = ConnectionLimits(shared.config)
         self.readBuffer = .allocate(byteCount: 16 * 1024 + 512, alignment: 16)
-        try Epoll.add(epoll, listener, events: Epoll.readable, data: Worker.listenerToken)
-        try Epoll.add(epoll, inbox.wakeFD, events: Epoll.readable, data: Worker.inboxToken)
+        try Epoll.add(epollFD.raw, listenerFD.raw, events: Epoll.readable, data: Worker.listenerToken)
+        try Epoll.add(epollFD.raw, inbox.wakeFD, events: Epoll.readable, data: Worker.inboxToken)
     }
 
     deinit {
