@@ -3,10 +3,6 @@ import GatehouseSystem
 import GatehouseTLS
 import Histogram
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// `gatehouse bench storm`: N authenticated clients all drop their connections at once and all
 /// reconnect at once, while a few established "messenger" connections keep sending.
 ///
@@ -88,7 +84,7 @@ final class BenchStorm {
         }
         outcome.setupNs = Process.monotonicNanoseconds() - begin
         messengers.latencyWindow.store(1, ordering: .relaxed)
-        usleep(UInt32(quietNs / 1000))
+        Process.sleep(seconds: Double(quietNs) / 1e9)
 
         // The storm: every connection closed in one pass, then every client reconnects at once.
         messengers.latencyWindow.store(2, ordering: .relaxed)

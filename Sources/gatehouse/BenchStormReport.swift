@@ -3,10 +3,6 @@ import GatehouseClient
 import GatehouseSystem
 import Histogram
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 extension Bench {
     /// Storm mode (see `BenchStorm`): the storm on this thread, the messengers on another.
     func runStorm() throws {
@@ -86,7 +82,7 @@ extension Bench {
             messengers: messengers,
             outcome: outcome,
             messengerResults: messages.allResults,
-            tickHz: Int(sysconf(Int32(_SC_CLK_TCK)))
+            tickHz: Process.clockTicksPerSecond
         )
         Console.out(json ? report.json() : report.text())
         if !outcome.complete || report.messengerErrors > 0 { throw ExitCode(1) }
