@@ -104,13 +104,16 @@ struct Bench: ParsableCommand {
         if streams && benchMode != .messages { throw ValidationError("--streams applies to messages mode") }
     }
 
-    func run() throws {
-        GatehouseSystem.Process.ignoreSIGPIPE()
-        if isStorm { return try runStorm() }
-        let mode = benchMode!
-        let connections = self.connections ?? [.handshake: 4, .messages: 64, .idle: 1000][mode]!
+    /// What every mode needs before it connects: descriptors for `connections` (`descriptors` in
+    /// all), the client and the server's addresses, and the token (a credential, when
+    /// `needsCredential`). Each failure is a one-line message and the connect-failed exit.
+    func prepare(
+        descriptors: Int,
+        for connections: Int,
+        needsCredential: Bool
+    ) throws -> (ClientConfiguration, GatehouseClient, [SocketAddress], String?) {
         let limit = GatehouseSystem.Process.raiseDescriptorLimit()
-        guard limit > connections + 32 else {
+        guard limit > descriptors else {
             Console.error(
                 "gatehouse: --connections \(connections) needs more descriptors than the limit \(limit) (ulimit -n)"
             )
@@ -127,10 +130,23 @@ struct Bench: ParsableCommand {
             throw ExitCode(ExitStatus.connectFailed)
         }
         let token = try connection.token()
-        if mode != .handshake && token == nil && config.certificateFile == nil {
+        if needsCredential && token == nil && config.certificateFile == nil {
             Console.error("gatehouse: no token: set GATEHOUSE_TOKEN, or pass --token-file FILE")
             throw ExitCode(ExitStatus.connectFailed)
         }
+        return (config, client, addresses, token)
+    }
+
+    func run() throws {
+        GatehouseSystem.Process.ignoreSIGPIPE()
+        if isStorm { return try runStorm() }
+        let mode = benchMode!
+        let connections = self.connections ?? [.handshake: 4, .messages: 64, .idle: 1000][mode]!
+        let (config, client, addresses, token) = try prepare(
+            descriptors: connections + 32,
+            for: connections,
+            needsCredential: mode != .handshake
+        )
         let threadCount = min(connections, threads ?? GatehouseSystem.Process.processorCount)
         var payload = Array("MSG ".utf8)
         let body = Array("bench-".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: max(0, size - 6))

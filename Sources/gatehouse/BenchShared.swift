@@ -1,5 +1,6 @@
 import GatehouseClient
 import GatehouseSystem
+import GatehouseTLS
 import Histogram
 import Synchronization
 
@@ -109,5 +110,18 @@ struct WorkerResult: Sendable {
         errors[error.label, default: 0] += 1
         if firstErrors[error.label] == nil { firstErrors[error.label] = error.message }
         shared.errors.wrappingAdd(1, ordering: .relaxed)
+    }
+}
+
+extension BenchShared {
+    /// A new connection to the `n`-th address in turn, offering `session` if given.
+    func connect(_ n: Int, session: TLSSession?) throws -> LineConnection {
+        try LineConnection(
+            address: addresses[n % addresses.count],
+            context: client.context,
+            serverName: client.serverName,
+            verify: client.configuration.verify,
+            session: session
+        )
     }
 }

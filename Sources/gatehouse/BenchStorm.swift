@@ -148,18 +148,12 @@ final class BenchStorm {
 
     private func open(_ index: Int) {
         let slot = slots[index]
-        let address = shared.addresses[nextAddress % shared.addresses.count]
+        let n = nextAddress
         nextAddress += 1
         slot.startNs = Process.monotonicNanoseconds()
         slot.deadlineNs = slot.startNs + timeoutNs
         do {
-            let connection = try LineConnection(
-                address: address,
-                context: shared.client.context,
-                serverName: shared.client.serverName,
-                verify: shared.client.configuration.verify,
-                session: plan.resume ? slot.session : nil
-            )
+            let connection = try shared.connect(n, session: plan.resume ? slot.session : nil)
             try Epoll.add(epoll.raw, connection.fd, events: Epoll.readable | Epoll.writable, data: UInt64(index))
             slot.connection = connection
             slot.phase = .opening

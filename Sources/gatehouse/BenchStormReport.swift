@@ -7,28 +7,11 @@ extension Bench {
     /// Storm mode (see `BenchStorm`): the storm on this thread, the messengers on another.
     func runStorm() throws {
         let connections = self.connections ?? 1000
-        let limit = GatehouseSystem.Process.raiseDescriptorLimit()
-        guard limit > connections + messengers + 32 else {
-            Console.error(
-                "gatehouse: --connections \(connections) needs more descriptors than the limit \(limit) (ulimit -n)"
-            )
-            throw ExitCode(ExitStatus.connectFailed)
-        }
-        let config = try connection.configuration(resume: resume)
-        let client: GatehouseClient
-        let addresses: [SocketAddress]
-        do {
-            client = try GatehouseClient(config)
-            addresses = try client.resolve()
-        } catch {
-            Console.error("gatehouse: \(error.message)")
-            throw ExitCode(ExitStatus.connectFailed)
-        }
-        let token = try connection.token()
-        if token == nil && config.certificateFile == nil {
-            Console.error("gatehouse: no token: set GATEHOUSE_TOKEN, or pass --token-file FILE")
-            throw ExitCode(ExitStatus.connectFailed)
-        }
+        let (config, client, addresses, token) = try prepare(
+            descriptors: connections + messengers + 32,
+            for: connections,
+            needsCredential: true
+        )
         func plan(_ n: Int, window: Int, resume: Bool) -> BenchPlan {
             BenchPlan(
                 mode: .messages,

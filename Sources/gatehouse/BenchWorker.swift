@@ -87,17 +87,10 @@ final class BenchWorker {
 
     private func open(_ index: Int) {
         let slot = slots[index]
-        let address = shared.addresses[nextAddress % shared.addresses.count]
         slot.startNs = Process.monotonicNanoseconds()
         slot.deadlineNs = slot.startNs + timeoutNs
         do {
-            let connection = try LineConnection(
-                address: address,
-                context: shared.client.context,
-                serverName: shared.client.serverName,
-                verify: shared.client.configuration.verify,
-                session: plan.resume ? session : nil
-            )
+            let connection = try shared.connect(nextAddress, session: plan.resume ? session : nil)
             try Epoll.add(epoll.raw, connection.fd, events: Epoll.readable | Epoll.writable, data: UInt64(index))
             slot.connection = connection
             slot.watchingWrite = true

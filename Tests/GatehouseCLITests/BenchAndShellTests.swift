@@ -76,12 +76,7 @@ struct BenchAndShellTests {
         process.executableURL = URL(fileURLWithPath: Repository.clientBinary)
         process.arguments = ["shell"]
         process.currentDirectoryURL = URL(fileURLWithPath: server.directory.path)
-        process.environment = [
-            "PATH": "/usr/bin:/bin", "HOME": server.directory.path, "GATEHOUSE_HOST": server.host,
-            "GATEHOUSE_PORT": String(server.port), "GATEHOUSE_SERVER_NAME": "localhost",
-            "GATEHOUSE_CA": server.pki.caCertificate, "GATEHOUSE_USER": "alice",
-            "GATEHOUSE_TOKEN": server.tokens["alice"]!,
-        ]
+        process.environment = server.clientEnvironment()
         let input = Pipe()
         let output = Pipe()
         process.standardInput = input

@@ -229,12 +229,7 @@ struct PostgresStreamTests {
         let client = Process()
         client.executableURL = URL(fileURLWithPath: Repository.clientBinary)
         client.arguments = ["send", "--stream", stream, "--file", file, "--retry-for", "60"]
-        client.environment = [
-            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-            "HOME": server.directory.path, "GATEHOUSE_HOST": "127.0.0.1", "GATEHOUSE_PORT": String(port),
-            "GATEHOUSE_SERVER_NAME": "localhost", "GATEHOUSE_USER": "alice",
-            "GATEHOUSE_TOKEN": server.tokens["alice"]!, "GATEHOUSE_CA": server.pki.caCertificate,
-        ]
+        client.environment = server.clientEnvironment(port: port)
         let out = server.directory.file("send-\(stream).out")
         let err = server.directory.file("send-\(stream).err")
         _ = FileManager.default.createFile(atPath: out, contents: nil)

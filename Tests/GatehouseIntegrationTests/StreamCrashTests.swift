@@ -25,12 +25,7 @@ struct StreamCrashTests {
         let client = Process()
         client.executableURL = URL(fileURLWithPath: Repository.clientBinary)
         client.arguments = ["send", "--stream", "crash", "--file", file, "--quiet", "--retry-for", "30"]
-        client.environment = [
-            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-            "HOME": server.directory.path, "GATEHOUSE_HOST": "127.0.0.1", "GATEHOUSE_PORT": String(proxy.port),
-            "GATEHOUSE_SERVER_NAME": "localhost", "GATEHOUSE_USER": "alice",
-            "GATEHOUSE_TOKEN": server.tokens["alice"]!, "GATEHOUSE_CA": server.pki.caCertificate,
-        ]
+        client.environment = server.clientEnvironment(port: proxy.port)
         let stdout = Pipe()
         let stderr = Pipe()
         client.standardOutput = stdout
@@ -109,12 +104,7 @@ struct StreamCrashTests {
         let file = server.directory.file("lines.txt")
         try (1...count).map { "line \($0)" }.joined(separator: "\n").appending("\n")
             .write(toFile: file, atomically: true, encoding: .utf8)
-        let environment = [
-            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-            "HOME": server.directory.path, "GATEHOUSE_HOST": server.host, "GATEHOUSE_PORT": String(server.port),
-            "GATEHOUSE_SERVER_NAME": "localhost", "GATEHOUSE_USER": "alice",
-            "GATEHOUSE_TOKEN": server.tokens["alice"]!, "GATEHOUSE_CA": server.pki.caCertificate,
-        ]
+        let environment = server.clientEnvironment()
         let arguments = ["send", "--stream", "lines", "--file", file, "--quiet"]
         let first = Process()
         first.executableURL = URL(fileURLWithPath: Repository.clientBinary)
