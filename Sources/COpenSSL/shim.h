@@ -24,9 +24,6 @@ static inline int COpenSSL_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int versi
 static inline long COpenSSL_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) {
     return SSL_CTX_set_mode(ctx, mode);
 }
-static inline long COpenSSL_SSL_set_mode(SSL *ssl, long mode) {
-    return SSL_set_mode(ssl, mode);
-}
 static inline long COpenSSL_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode) {
     return SSL_CTX_set_session_cache_mode(ctx, mode);
 }

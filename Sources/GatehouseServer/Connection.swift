@@ -69,7 +69,7 @@ final class Connection {
         peer: String,
         peerHost: String,
         tls: TLSConnection,
-        limits: ConnectionLimits,
+        limits: ConnectionLimits.Shared,
         now: UInt64,
         busy: Bool
     ) {
@@ -82,7 +82,7 @@ final class Connection {
         self.peerHost = peerHost
         self.tls = tls
         self.acceptedAt = now
-        self.framer = LineFramer(maxLine: limits.maxLine)
+        self.framer = LineFramer(maxLine: limits.value.maxLine)
         self.machine = ConnectionStateMachine(limits: limits, now: now, busy: busy)
     }
 

@@ -89,7 +89,8 @@ struct ConnectionStateMachine {
         case stop
     }
 
-    let limits: ConnectionLimits
+    private let sharedLimits: ConnectionLimits.Shared
+    var limits: ConnectionLimits { sharedLimits.value }
     private(set) var phase: Phase
     private(set) var session: Session
     private(set) var replies = ReplyQueue()
@@ -114,7 +115,13 @@ struct ConnectionStateMachine {
     private(set) var streamLetGo = false
 
     init(limits: ConnectionLimits, now: UInt64, busy: Bool = false) {
-        self.limits = limits
+        self.init(limits: ConnectionLimits.Shared(limits), now: now, busy: busy)
+    }
+
+    /// A machine whose limits are `limits`, shared with the worker's other connections.
+    init(limits shared: ConnectionLimits.Shared, now: UInt64, busy: Bool = false) {
+        self.sharedLimits = shared
+        let limits = shared.value
         self.phase = .handshaking(deadline: now &+ limits.handshakeTimeout, busy: busy)
         self.session = Session(errorBudget: limits.errorBudget)
         self.lastActivity = now

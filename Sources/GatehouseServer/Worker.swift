@@ -52,13 +52,15 @@ final class Worker {
     var now: UInt64 = 0
     /// Loop turns so far: a connection's read budget is per turn.
     var turn: UInt64 = 0
-    let limits: ConnectionLimits
+    let limits: ConnectionLimits.Shared
     var accepting = true
     /// Set while accepting is paused after EMFILE and friends.
     var acceptPausedUntil: UInt64?
     var acceptFailures = 0
     var draining = false
     var readBuffer: UnsafeMutableRawBufferPointer
+    /// The one BIO all this worker's TLS sessions take turns on (`SharedSocketBIO`).
+    let socketBIO: SharedSocketBIO
 
     /// Ciphertext a connection may hold unsent (two full TLS records): beyond it, OpenSSL is told
     /// to retry, as a full socket told it before (`SocketBIO`).
@@ -83,8 +85,9 @@ final class Worker {
         self.stats = shared.workerStats.indices.contains(index) ? shared.workerStats[index] : WorkerStats()
         self.logger[metadataKey: "worker"] = "\(index)"
         self.batch = JournalBatch(worker: index)
-        self.limits = ConnectionLimits(shared.config)
+        self.limits = ConnectionLimits.Shared(ConnectionLimits(shared.config))
         self.readBuffer = .allocate(byteCount: 16 * 1024 + 512, alignment: 16)
+        do { self.socketBIO = try SharedSocketBIO() } catch { throw .outOfMemory("BIO_new") }
         try Epoll.add(epollFD.raw, listenerFD.raw, events: Epoll.readable, data: Worker.listenerToken)
         try Epoll.add(epollFD.raw, inbox.wakeFD, events: Epoll.readable, data: Worker.inboxToken)
     }
@@ -235,7 +238,8 @@ final class Worker {
             tls = try TLSConnection(
                 context: shared.currentTLSContext(),
                 bufferedSocket: fd,
-                outputLimit: Worker.ciphertextLimit
+                outputLimit: Worker.ciphertextLimit,
+                sharing: socketBIO
             )
         } catch {
             logger.error("cannot create TLS session", metadata: ["error": "\(error)"])
@@ -388,7 +392,6 @@ final class Worker {
     }
 
     func handshakeCompleted(_ conn: Connection) {
-        conn.tls.releaseBuffersWhenIdle()
         var certificateUser: String?
         if conn.machine.isBusyRefusal {
             shared.metrics.busyRefusals.add(1, ordering: .relaxed)

@@ -17,5 +17,8 @@ public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
     /// host name that resolves to no address, for one.
     public static func invalidArgument(_ call: String) -> SystemError { SystemError(call, errno: EINVAL) }
 
+    /// `call` could not allocate what it needed (ENOMEM): a library's, not the kernel's.
+    public static func outOfMemory(_ call: String) -> SystemError { SystemError(call, errno: ENOMEM) }
+
     public var description: String { "\(call): \(String(cString: strerror(errno)))" }
 }

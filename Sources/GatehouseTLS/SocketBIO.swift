@@ -45,19 +45,14 @@ enum SocketBIO {
                 return 1
             }
         )
-        _ = BIO_meth_set_destroy(method, { _ in 1 })  // the state belongs to TLSConnection
+        _ = BIO_meth_set_destroy(method, { _ in 1 })  // the states belong to their TLSConnections
         return method
     }()
 
-    /// A BIO reading and writing through `state`, which must outlive it.
-    static func make(_ state: SocketBIOState) -> OpaquePointer? {
-        guard let bio = BIO_new(method) else { return nil }
-        BIO_set_data(bio, Unmanaged.passUnretained(state).toOpaque())
-        return bio
-    }
-
-    private static func state(_ bio: OpaquePointer?) -> SocketBIOState {
-        Unmanaged<SocketBIOState>.fromOpaque(BIO_get_data(bio)!).takeUnretainedValue()
+    /// The state of the session using `bio` now; nil between calls (see `SharedSocketBIO`).
+    private static func state(_ bio: OpaquePointer?) -> SocketBIOState? {
+        guard let data = BIO_get_data(bio) else { return nil }
+        return Unmanaged<SocketBIOState>.fromOpaque(data).takeUnretainedValue()
     }
 
     private static let retryRead = Int32(BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY)
@@ -71,7 +66,7 @@ enum SocketBIO {
         bytes,
         length in
         BIO_clear_flags(bio, retryFlags)
-        let state = SocketBIO.state(bio)
+        guard let state = SocketBIO.state(bio) else { return -1 }  // no session attached: fail closed
         let taken = state.output.append(UnsafeRawBufferPointer(start: bytes, count: Int(max(0, length))))
         if taken > 0 || length <= 0 { return Int32(taken) }
         BIO_set_flags(bio, retryWrite)
@@ -83,7 +78,7 @@ enum SocketBIO {
         buffer,
         length in
         BIO_clear_flags(bio, retryFlags)
-        let state = SocketBIO.state(bio)
+        guard let state = SocketBIO.state(bio) else { return -1 }  // no session attached: fail closed
         guard length > 0 else { return 0 }
         if state.drained {
             BIO_set_flags(bio, retryRead)
@@ -115,8 +110,32 @@ enum SocketBIO {
         _ in
         switch command {
         case BIO_CTRL_FLUSH: return 1  // deferred: the owner sends once per turn
-        case BIO_CTRL_WPENDING: return SocketBIO.state(bio).output.count
+        case BIO_CTRL_WPENDING: return SocketBIO.state(bio)?.output.count ?? 0
         default: return 0
         }
+    }
+}
+
+/// One deferred-socket BIO that all the buffered-socket sessions of one thread share (a server
+/// worker's connections), instead of a BIO each: an `SSL`'s BIO and its lock are about 200 bytes,
+/// held by every idle connection for its whole life.
+///
+/// The BIO reaches a session's socket and output only while that session is inside an OpenSSL
+/// call: `TLSConnection` attaches its `SocketBIOState` as the BIO's data before each call that may
+/// read or write and detaches it afterwards, so between calls the BIO points at nothing, and a
+/// read or write without a session attached fails instead of touching another connection's.
+/// The retry flags a call leaves are read by `SSL_get_error` before the next call on the BIO.
+///
+/// Not thread-safe: every session sharing it must be used on the one thread that owns it.
+public final class SharedSocketBIO {
+    let bio: OpaquePointer
+
+    public init() throws(TLSError) {
+        guard let bio = BIO_new(SocketBIO.method) else { throw .drained(.resource, "BIO_new failed") }
+        self.bio = bio
+    }
+
+    deinit {
+        BIO_free(bio)  // the sessions hold references of their own
     }
 }

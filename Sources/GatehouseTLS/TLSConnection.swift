@@ -54,15 +54,22 @@ public final class TLSConnection {
     /// waits in a buffer of at most `outputLimit` bytes until `sendPendingCiphertext()`, and
     /// whose reads skip the `recv` that would say EAGAIN (`SocketBIO`). For the server's workers:
     /// a handshake's last flight, its ticket and the greeting leave in one `send`.
-    public init(context: TLSContext, bufferedSocket fd: Int32, outputLimit: Int) throws(TLSError) {
+    /// `sharing`: the BIO this thread's sessions take turns on (`SharedSocketBIO`); a BIO of its
+    /// own when nil. Either way, the session must be used on one thread only.
+    public init(
+        context: TLSContext,
+        bufferedSocket fd: Int32,
+        outputLimit: Int,
+        sharing shared: SharedSocketBIO? = nil
+    ) throws(TLSError) {
         OpenSSLErrorQueue.clear()
+        let shared = if let shared { shared } else { try SharedSocketBIO() }
         guard let ssl = SSL_new(context.ctx) else { throw .drained(.resource, "SSL_new failed") }
         self.ssl = ssl
         self.context = context
-        let socket = SocketBIOState(fd: fd, outputLimit: outputLimit)
-        self.socket = socket
-        guard let bio = SocketBIO.make(socket) else { throw .drained(.resource, "BIO_new failed") }
-        SSL_set_bio(ssl, bio, bio)  // one BIO both ways: the SSL owns its one reference
+        self.socket = SocketBIOState(fd: fd, outputLimit: outputLimit)
+        _ = BIO_up_ref(shared.bio)
+        SSL_set_bio(ssl, shared.bio, shared.bio)  // one BIO both ways: the SSL owns one reference
         if context.isServer { SSL_set_accept_state(ssl) } else { SSL_set_connect_state(ssl) }
     }
 
@@ -112,7 +119,7 @@ public final class TLSConnection {
     public func handshake() -> TLSIOResult {
         OpenSSLErrorQueue.clear()
         errno = 0  // SSL_ERROR_SYSCALL is read from errno: never let it see an older call's
-        let rc = SSL_do_handshake(ssl)
+        let rc = withSocketBIO { SSL_do_handshake(ssl) }
         if rc == 1 { return .done(0) }
         let result = classify(rc, during: .handshake)
         // OpenSSL's queue says only "certificate verify failed"; the verify result says why.
@@ -124,18 +131,12 @@ public final class TLSConnection {
 
     public var isHandshakeComplete: Bool { SSL_is_init_finished(ssl) == 1 }
 
-    /// From now on, OpenSSL frees this session's record buffers whenever they are empty, so an
-    /// idle connection holds none. Servers call it when the handshake is done.
-    public func releaseBuffersWhenIdle() {
-        _ = COpenSSL_SSL_set_mode(ssl, COpenSSL_SSL_MODE_RELEASE_BUFFERS)
-    }
-
     /// Reads decrypted bytes into `buffer`.
     @inline(__always)
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
         OpenSSLErrorQueue.clear()
         errno = 0  // SSL_ERROR_SYSCALL is read from errno: never let it see an older call's
-        let rc = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
+        let rc = withSocketBIO { SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count)) }
         if rc > 0 { return .done(Int(rc)) }
         return classify(rc, during: .protocolViolation)
     }
@@ -147,7 +148,7 @@ public final class TLSConnection {
         if buffer.isEmpty { return .done(0) }
         OpenSSLErrorQueue.clear()
         errno = 0  // SSL_ERROR_SYSCALL is read from errno: never let it see an older call's
-        let rc = SSL_write(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
+        let rc = withSocketBIO { SSL_write(ssl, buffer.baseAddress, Int32(clamping: buffer.count)) }
         if rc > 0 { return .done(Int(rc)) }
         return classify(rc, during: .io)
     }
@@ -155,7 +156,7 @@ public final class TLSConnection {
     /// Sends close_notify, once, without waiting for the peer's.
     public func shutdown() {
         OpenSSLErrorQueue.clear()
-        if isHandshakeComplete { _ = SSL_shutdown(ssl) }
+        if isHandshakeComplete { _ = withSocketBIO { SSL_shutdown(ssl) } }
         OpenSSLErrorQueue.clear()
     }
 
@@ -186,6 +187,17 @@ public final class TLSConnection {
     }
 
     // MARK: the buffered socket
+
+    /// Runs one OpenSSL call with this session's socket state attached to its (shared) BIO, and
+    /// detaches it afterwards (`SharedSocketBIO`). The BIO's retry flags stay for `classify`.
+    @inline(__always)
+    private func withSocketBIO<R>(_ call: () -> R) -> R {
+        guard let socket else { return call() }
+        let bio = SSL_get_rbio(ssl)
+        BIO_set_data(bio, Unmanaged.passUnretained(socket).toOpaque())
+        defer { BIO_set_data(bio, nil) }
+        return call()
+    }
 
     /// Ciphertext written by OpenSSL and not yet sent (always 0 without a buffered socket).
     public var pendingCiphertext: Int { socket?.output.count ?? 0 }

@@ -50,4 +50,15 @@ struct ReplyQueueTests {
         #expect(q.bytes.capacity == 0)
         #expect(q.start == 0)
     }
+
+    @Test func aSmallDrainedBufferIsGivenBackToo() {
+        var q = ReplyQueue()
+        q.push(.pong)
+        #expect(q.bytes.capacity > 0)
+        q.consume(2)
+        #expect(q.bytes.capacity > 0, "half-written: the rest stays")
+        q.consume(q.unsentBytes)
+        #expect(q.bytes.capacity == 0, "an idle connection holds no reply buffer")
+        #expect(q.start == 0)
+    }
 }

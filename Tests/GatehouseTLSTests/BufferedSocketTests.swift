@@ -175,4 +175,66 @@ import Glibc
         }
         #expect(received == big)
     }
+
+    /// A worker's sessions take turns on one BIO: interleaved handshakes, writes and reads each
+    /// reach their own socket and nothing of one connection reaches the other.
+    @Test func sessionsSharingOneBIOKeepTheirBytesApart() throws {
+        let certs = try Certificates()
+        let shared = try SharedSocketBIO()
+        let context = try certs.serverContext()
+        var pairs: [[Int32]] = []
+        defer { for fds in pairs { for fd in fds { close(fd) } } }
+        var servers: [TLSConnection] = []
+        var clients: [TLSConnection] = []
+        for _ in 0..<3 {
+            let fds = try socketPair()
+            pairs.append(fds)
+            servers.append(
+                try TLSConnection(context: context, bufferedSocket: fds[0], outputLimit: 32768, sharing: shared)
+            )
+            let client = try TLSConnection(context: try certs.clientContext(), fd: fds[1])
+            try client.setServerName("localhost", verifyHost: true)
+            clients.append(client)
+        }
+        var serverDone = [false, false, false]
+        var clientDone = [false, false, false]
+        for _ in 0..<50 where serverDone.contains(false) || clientDone.contains(false) {
+            for i in [2, 0, 1] {  // not in creation order: the BIO holds no session between calls
+                if !clientDone[i], case .done = clients[i].handshake() { clientDone[i] = true }
+                servers[i].socketReadable()
+                if !serverDone[i] {
+                    switch servers[i].handshake() {
+                    case .done: serverDone[i] = true
+                    case .wantRead, .wantWrite: break
+                    default: Issue.record("server \(i) handshake failed")
+                    }
+                }
+                #expect(servers[i].sendPendingCiphertext() == .done)
+            }
+        }
+        #expect(!serverDone.contains(false) && !clientDone.contains(false))
+
+        // Each server greets its own client; each client answers its own server.
+        for i in [1, 2, 0] {
+            let greeting = Array("HELLO \(i)\n".utf8)
+            guard case .done(greeting.count) = greeting.withUnsafeBytes({ servers[i].write($0) }) else {
+                Issue.record("server \(i) did not take its greeting")
+                return
+            }
+            #expect(servers[i].sendPendingCiphertext() == .done)
+        }
+        for i in 0..<3 {
+            #expect(readAll(clients[i], count: 8) == Array("HELLO \(i)\n".utf8))
+            let answer = Array("AUTH user\(i) token\(i)\n".utf8)
+            guard case .done(answer.count) = answer.withUnsafeBytes({ clients[i].write($0) }) else {
+                Issue.record("client \(i) did not send")
+                return
+            }
+        }
+        for i in [2, 1, 0] {
+            servers[i].socketReadable()
+            let expected = Array("AUTH user\(i) token\(i)\n".utf8)
+            #expect(readAll(servers[i], count: expected.count) == expected)
+        }
+    }
 }
