@@ -35,8 +35,9 @@
 #   --no-build       use the release binaries (and .build-nio) as last built
 #   --dir DIR        temporary folder's parent (its filesystem is the one fsync is measured on)
 #   --keep           keep the temporary folder (logs, per-round results) and print its path
-# Defaults take 5 to 8 minutes once built (each 10,000-client storm takes 15 to 60 s). The
-# figures are noisy on a shared machine: compare ratios of same-run medians, not runs.
+# Defaults take under 5 minutes once built on a quiet machine (3 min 42 s on 2026-12-01; each
+# 10,000-client storm 15 to 25 s), longer with --before or a busy machine (16 minutes with both).
+# The figures are noisy on a shared machine: compare ratios of same-run medians, not runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -65,7 +66,7 @@ while [ $# -gt 0 ]; do
         --no-build) no_build=1; shift ;;
         --dir) dir="$2"; shift 2 ;;
         --keep) bench_keep=1; shift ;;
-        -h | --help) sed -n '2,39p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,40p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -99,7 +100,7 @@ servers=("${gatehouses[@]}")
 [ "$skip_nio" = 1 ] || servers+=(nio)
 
 # Stops the server and drops its journal (bench.sh counts no records).
-stop() { stop_server "$1"; rm -f "$work"/journal-*.jsonl; }
+stop() { stop_server "$1"; rm -f "$work"/journal-*; }
 # record LINE IMPL ROUND VALUE: one measurement.
 record() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$results"; bench_log "$1 $2 round $3: $4"; }
 # µs of CPU per unit: per_unit TICKS UNITS.
