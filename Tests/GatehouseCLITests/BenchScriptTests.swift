@@ -6,7 +6,9 @@ import Testing
 /// they parse and that bench.sh answers --help and refuses bad options without building.
 @Suite("benchmark scripts")
 struct BenchScriptTests {
-    static let scripts = ["bench.sh", "bench-lib.sh", "bench-handshake.sh", "bench-messages.sh", "bench-idle.sh"]
+    static let scripts = [
+        "bench.sh", "bench-lib.sh", "bench-handshake.sh", "bench-messages.sh", "bench-idle.sh", "profile.sh",
+    ]
 
     @Test(arguments: scripts)
     func parses(_ script: String) throws {
@@ -31,6 +33,18 @@ struct BenchScriptTests {
         )
         #expect(result.status == 2)
         #expect(result.stderr.hasPrefix("bench.sh: "), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+    }
+
+    @Test(arguments: [[], ["sideways"], ["messages", "--fsync", "sometimes"], ["handshake", "--seconds", "x"]])
+    func profileRefusesBadArgumentsInOneLine(_ arguments: [String]) throws {
+        let result = try ProcessRunner.run(
+            "/bin/bash",
+            [Repository.root + "/scripts/profile.sh"] + arguments,
+            timeout: 20
+        )
+        #expect(result.status == 2)
+        #expect(result.stderr.hasPrefix("profile.sh: "), "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
     }
 }
