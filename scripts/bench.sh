@@ -182,8 +182,13 @@ storm() {
     local out=$work/$line-$impl-$r.json err=$work/$line-$impl-$r.err  # kept apart: --keep shows each run's errors
     [ "$line" = storm_resumed ] && extra=(--resume)
     # Room for the old connections too: the server may not have seen all the drops yet when the
-    # reconnects arrive (Gatehouse lowers the limit to what its descriptors allow).
-    start_server "$impl" 0 1 never --max-connections $((2 * connections + 100))
+    # reconnects arrive (Gatehouse lowers the limit to what its descriptors allow). Handshake and
+    # AUTH timeouts of 60 s, as the NIO baseline has none: with one core playing 10,000 clients,
+    # the client's own backlog (taking 10,000 server flights, ~0.3 ms each) can outlast the
+    # default 10 s on a busy machine, and each timeout would add a retried handshake to the storm.
+    # The storm measures how fast a server gets everyone back, not its timeout policy.
+    start_server "$impl" 0 1 never --max-connections $((2 * connections + 100)) \
+        --handshake-timeout 60 --auth-timeout 60
     taskset -c 1 "$client_bin" bench storm --connections "$connections" --messengers 4 --server-pid "$pid" \
         --duration 60 --timeout 30 --json "${extra[@]}" --host 127.0.0.1 --port "$port" --ca "$work/pki/ca.crt" \
         --server-name localhost --user bench --token-file "$work/token" >"$out" 2>"$err" || true

@@ -78,6 +78,11 @@ public final class LineConnection {
     /// Bytes queued and not yet taken by the socket.
     public var pendingOutput: Int { outbound.count - outboundStart }
 
+    /// Between the client's first flight and the end of the handshake: the next step takes the
+    /// server's flight (a key exchange and a certificate check), the costly part of a client's
+    /// handshake. Load generators driving thousands of connections ration these steps.
+    public var isAwaitingServerFlight: Bool { phase == .handshaking && tls.isHandshakeStarted }
+
     public var sessionReused: Bool { tls.sessionReused }
     public var tlsDescription: String { "\(tls.protocolVersion) \(tls.cipherName)" }
     /// The current TLS session, for resuming a later connection (see `TLSConnection.session`).

@@ -49,7 +49,7 @@ final class Connection {
     var isDirty = false
     /// Listed in the worker's list of connections to read on the next loop turn.
     var isQueuedForRead = false
-    /// In its worker's `handshakeQueue`, unwatched until the queue reaches it.
+    /// In one of its worker's handshake queues, unwatched until the queue reaches it.
     var queuedForHandshake = false
     /// The TLS layer asked for a writable socket before a read can go on.
     var tlsWantsWrite = false

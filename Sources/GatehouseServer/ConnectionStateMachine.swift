@@ -113,6 +113,9 @@ struct ConnectionStateMachine {
     private(set) var greeted = false
     /// The stream registry was told this connection let go of its stream.
     private(set) var streamLetGo = false
+    /// While the worker holds the handshake in its queue (`handshakeQueued`): the handshake
+    /// time it had left.
+    private var handshakeTimeLeft: UInt64 = 0
 
     init(limits: ConnectionLimits, now: UInt64, busy: Bool = false) {
         self.init(limits: ConnectionLimits.Shared(limits), now: now, busy: busy)
@@ -128,6 +131,22 @@ struct ConnectionStateMachine {
     }
 
     // MARK: handshake
+
+    /// The worker queued the handshake's next step (this turn's handshake work is spent). Time
+    /// spent waiting for the server is not the client's: the handshake timer stops until
+    /// `handshakeDequeued`, so that under a reconnect storm a handshake is not closed for the
+    /// server's own backlog (the clients would only come back and add to it).
+    mutating func handshakeQueued(now: UInt64) {
+        guard case .handshaking(let deadline, let busy) = phase, deadline != .max else { return }
+        handshakeTimeLeft = deadline > now ? deadline - now : 0
+        phase = .handshaking(deadline: .max, busy: busy)
+    }
+
+    /// The worker takes the handshake out of its queue: the timer runs again with the time left.
+    mutating func handshakeDequeued(now: UInt64) {
+        guard case .handshaking(.max, let busy) = phase else { return }
+        phase = .handshaking(deadline: now &+ handshakeTimeLeft, busy: busy)
+    }
 
     /// The TLS handshake finished. `certificateUser`: the user a verified client certificate
     /// names. `draining`: the server is shutting down.

@@ -238,9 +238,14 @@ extension Worker {
             if !conn.machine.canReleaseStream && conn.machine.replies.inFlight > 0 { closedHolders[conn.token] = conn }
         }
         if !conn.machine.greeted {
+            // `tls_started`: whether the client's first flight had been taken (a handshake timeout
+            // without it is a client that connected and sent nothing, or too late).
             logger.debug(
                 "connection closed",
-                metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(reason.rawValue)"]
+                metadata: [
+                    "conn": "\(conn.id)", "peer": "\(conn.peer)", "reason": "\(reason.rawValue)",
+                    "tls_started": "\(conn.tls.isHandshakeStarted)",
+                ]
             )
             return
         }

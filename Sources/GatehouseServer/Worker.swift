@@ -32,8 +32,12 @@ final class Worker {
     /// resumed (OpenSSL may hold plaintext that epoll will not announce).
     var readAgain: [Connection] = []
     /// Handshakes whose bytes arrived after this turn's handshake budget was spent, oldest
-    /// first, unwatched meanwhile so that epoll reports the established connections at once.
-    var handshakeQueue = Deque<Connection>()
+    /// first, unwatched meanwhile so that epoll reports the established connections at once:
+    /// those already under way (their next step is short: the client's Finished, the ticket,
+    /// the greeting) before those not begun (a key exchange and a signature each). Their
+    /// handshake timers stop while they wait (`ConnectionStateMachine.handshakeQueued`).
+    var startedHandshakes = Deque<Connection>()
+    var newHandshakes = Deque<Connection>()
     /// Handshake steps left in this turn (`handshakesPerTurn` at its start).
     var handshakeBudget = 0
     /// A step costs up to ~0.6 ms of crypto (a full handshake's first), so eight keep a turn
@@ -155,7 +159,7 @@ final class Worker {
     }
 
     func nextTimeoutMs() -> Int32 {
-        if !readAgain.isEmpty || !handshakeQueue.isEmpty { return 0 }
+        if !readAgain.isEmpty || !startedHandshakes.isEmpty || !newHandshakes.isEmpty { return 0 }
         // While the journal is saturated, look again soon: its completions may go to other workers.
         var stallWait: Int32 = stalled.isEmpty ? -1 : 2
         if let until = acceptPausedUntil {
@@ -326,7 +330,8 @@ final class Worker {
                 advanceHandshake(conn)
             } else {
                 conn.queuedForHandshake = true
-                handshakeQueue.append(conn)
+                if conn.tls.isHandshakeStarted { startedHandshakes.append(conn) } else { newHandshakes.append(conn) }
+                conn.machine.handshakeQueued(now: now)
                 setInterest(conn, 0)  // the socket's bytes wait; epoll stops reporting them
             }
             return
@@ -353,14 +358,17 @@ final class Worker {
         }
     }
 
-    /// Advances queued handshakes, oldest first, while this turn's budget lasts; each one sets
-    /// its interest again (`advanceHandshake`) or closes.
+    /// Advances queued handshakes while this turn's budget lasts, those under way first, oldest
+    /// first; each one's timer runs again, and it sets its interest again (`advanceHandshake`)
+    /// or closes.
     func runQueuedHandshakes() {
-        while handshakeBudget > 0, let conn = handshakeQueue.popFirst() {
+        while handshakeBudget > 0, let conn = startedHandshakes.popFirst() ?? newHandshakes.popFirst() {
             conn.queuedForHandshake = false
             guard connections[conn.slot] === conn, !conn.isClosed else { continue }
             handshakeBudget -= 1
+            conn.machine.handshakeDequeued(now: now)
             advanceHandshake(conn)
+            if conn.machine.isHandshaking { sync(conn) }  // the timer, at its new deadline
         }
     }
 

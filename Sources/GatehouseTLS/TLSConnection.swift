@@ -131,6 +131,11 @@ public final class TLSConnection {
 
     public var isHandshakeComplete: Bool { SSL_is_init_finished(ssl) == 1 }
 
+    /// Whether the handshake has begun: OpenSSL has taken the peer's first flight (a server, the
+    /// ClientHello) or sent its own. A server finishing started handshakes before beginning new
+    /// ones completes each sooner.
+    public var isHandshakeStarted: Bool { SSL_in_before(ssl) == 0 }
+
     /// Reads decrypted bytes into `buffer`.
     @inline(__always)
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {

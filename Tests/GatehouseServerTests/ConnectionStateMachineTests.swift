@@ -20,6 +20,39 @@ struct ConnectionStateMachineTests {
         #expect(!d.machine.greeted)
     }
 
+    /// Time a handshake waits in the worker's queue is the server's, not the client's: the
+    /// timer stops while it waits and runs on with what was left.
+    @Test func aQueuedHandshakeKeepsTheTimeItHadLeft() {
+        var d = MachineDriver(limits: .testing())
+        d.advance(to: 3 * second)
+        d.machine.handshakeQueued(now: d.now)
+        #expect(d.machine.deadline == .max)
+        d.advance(to: 25 * second)  // far past the 10 s handshake timeout, all of it queued
+        #expect(d.machine.isHandshaking)
+        #expect(d.steps.isEmpty)
+        d.machine.handshakeQueued(now: d.now)  // queued again before its turn: still 7 s left
+        d.machine.handshakeDequeued(now: d.now)
+        #expect(d.machine.deadline == 32 * second)
+        d.machine.handshakeDequeued(now: d.now)  // not queued: nothing moves
+        #expect(d.machine.deadline == 32 * second)
+        d.advance(to: 32 * second - 1)
+        #expect(d.machine.isHandshaking)
+        d.advance(to: 32 * second)
+        #expect(d.steps == [.close(.handshakeTimeout)])
+    }
+
+    @Test func aHandshakeQueuedPastItsDeadlineGetsOneStepBeforeItsTimerFires() {
+        var d = MachineDriver(limits: .testing())
+        d.advance(to: 9 * second)
+        d.machine.handshakeQueued(now: 11 * second)  // its timer was due: nothing left
+        #expect(d.machine.isHandshaking)
+        d.now = 20 * second
+        d.machine.handshakeDequeued(now: d.now)
+        #expect(d.machine.deadline == 20 * second)
+        d.advance(to: 20 * second)
+        #expect(d.steps == [.close(.handshakeTimeout)])
+    }
+
     @Test func peerClosingDuringTheHandshakeClosesAtOnce() {
         var d = MachineDriver(limits: .testing())
         d.peerClosed()
