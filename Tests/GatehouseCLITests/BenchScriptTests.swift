@@ -24,27 +24,19 @@ struct BenchScriptTests {
         }
     }
 
-    @Test(arguments: [["--rounds", "x"], ["--before", "/nonexistent/gatehouse-server"], ["--frobnicate"]])
-    func benchRefusesBadOptionsInOneLine(_ arguments: [String]) throws {
-        let result = try ProcessRunner.run(
-            "/bin/bash",
-            [Repository.root + "/scripts/bench.sh"] + arguments,
-            timeout: 20
-        )
-        #expect(result.status == 2)
-        #expect(result.stderr.hasPrefix("bench.sh: "), "\(result.stderr)")
-        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
-    }
+    /// A script and arguments it must refuse, with a one-line message naming itself, exit 2.
+    static let refused: [(script: String, arguments: [String])] = [
+        ("bench.sh", ["--rounds", "x"]), ("bench.sh", ["--before", "/nonexistent/gatehouse-server"]),
+        ("bench.sh", ["--frobnicate"]), ("profile.sh", []), ("profile.sh", ["sideways"]),
+        ("profile.sh", ["messages", "--fsync", "sometimes"]), ("profile.sh", ["handshake", "--seconds", "x"]),
+    ]
 
-    @Test(arguments: [[], ["sideways"], ["messages", "--fsync", "sometimes"], ["handshake", "--seconds", "x"]])
-    func profileRefusesBadArgumentsInOneLine(_ arguments: [String]) throws {
-        let result = try ProcessRunner.run(
-            "/bin/bash",
-            [Repository.root + "/scripts/profile.sh"] + arguments,
-            timeout: 20
-        )
+    @Test(arguments: refused)
+    func refusesBadArgumentsInOneLine(_ script: String, _ arguments: [String]) throws {
+        let path = Repository.root + "/scripts/" + script
+        let result = try ProcessRunner.run("/bin/bash", [path] + arguments, timeout: 20)
         #expect(result.status == 2)
-        #expect(result.stderr.hasPrefix("profile.sh: "), "\(result.stderr)")
+        #expect(result.stderr.hasPrefix("\(script): "), "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
     }
 }
