@@ -216,24 +216,25 @@ final class Worker {
             return
         }
         let host = peer.host
+        let description = SocketAddress.describe(host: host, port: peer.port)
         // Behind a load balancer: only its addresses may connect, and each connection starts
         // with a PROXY header that names the client; the per-address checks wait for it.
         let proxied = shared.config.proxyProtocol
         if proxied && !shared.config.proxyFrom.contains(where: { $0.contains(host: host) }) {
             shared.metrics.proxyRefusals.add(1, ordering: .relaxed)
-            logger.info("connection refused: not from a --proxy-from address", metadata: ["peer": "\(peer)"])
+            logger.info("connection refused: not from a --proxy-from address", metadata: ["peer": "\(description)"])
             Socket.close(fd)
             return
         }
-        if !proxied && refusedAsThrottled(peer: peer.description, host: host) {
+        if !proxied && refusedAsThrottled(peer: description, host: host) {
             shared.metrics.throttleRefusals.add(1, ordering: .relaxed)
-            logger.debug("connection refused: address throttled", metadata: ["peer": "\(peer)"])
+            logger.debug("connection refused: address throttled", metadata: ["peer": "\(description)"])
             Socket.close(fd)
             return
         }
         guard proxied || shared.admit(peer: host) else {
             shared.metrics.peerLimitRefusals.add(1, ordering: .relaxed)
-            logger.debug("connection refused: per-address limit", metadata: ["peer": "\(peer)"])
+            logger.debug("connection refused: per-address limit", metadata: ["peer": "\(description)"])
             Socket.close(fd)
             return
         }
@@ -268,7 +269,7 @@ final class Worker {
             generation: generations[slot],
             fd: fd,
             id: id,
-            peer: peer.description,
+            peer: description,
             peerHost: host,
             tls: tls,
             limits: limits,

@@ -71,34 +71,42 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         }
     }
 
+    /// `host:port`, or `[host]:port` for IPv6: `description` from parts already formatted (the
+    /// server formats each peer's host once per accepted connection).
+    public static func describe(host: String, port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
     static func formatHost(_ sa: UnsafePointer<sockaddr>) -> String {
-        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-        if sa.pointee.sa_family == sa_family_t(AF_INET6) {
-            return sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
-                var addr = sin6.pointee.sin6_addr
-                inet_ntop(AF_INET6, &addr, &buf, socklen_t(buf.count))
-                var text = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                // A v4 client on a dual-stack socket: show it as plain IPv4.
-                if text.hasPrefix("::ffff:") && text.contains(".") { text.removeFirst(7) }
-                return text
+        // On the stack: no array per call (this runs for every accepted connection).
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET6_ADDRSTRLEN) + 1) { buf in
+            buf.initialize(repeating: 0)
+            if sa.pointee.sa_family == sa_family_t(AF_INET6) {
+                return sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                    var addr = sin6.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &addr, buf.baseAddress, socklen_t(buf.count))
+                    var text = String(cString: buf.baseAddress!)
+                    // A v4 client on a dual-stack socket: show it as plain IPv4.
+                    if text.hasPrefix("::ffff:") && text.contains(".") { text.removeFirst(7) }
+                    return text
+                }
             }
-        }
-        return sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
-            var addr = sin.pointee.sin_addr
-            inet_ntop(AF_INET, &addr, &buf, socklen_t(buf.count))
-            return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                var addr = sin.pointee.sin_addr
+                inet_ntop(AF_INET, &addr, buf.baseAddress, socklen_t(buf.count))
+                return String(cString: buf.baseAddress!)
+            }
         }
     }
 
     static func format(_ sa: UnsafePointer<sockaddr>) -> String {
-        let host = formatHost(sa)
         let port: UInt16
         if sa.pointee.sa_family == sa_family_t(AF_INET6) {
             port = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
         } else {
             port = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
         }
-        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        return describe(host: formatHost(sa), port: Int(port))
     }
 }
 

@@ -11,6 +11,27 @@ import Glibc
 /// file and clock helpers that let the modules above it do without Glibc.
 @Suite("Syscall layer")
 struct SyscallLayerTests {
+    /// A peer's address as logs and per-address limits see it: host alone, and host with port
+    /// (IPv6 in brackets, an IPv4-mapped IPv6 address as plain IPv4), both ways of building it.
+    @Test(arguments: [
+        ("127.0.0.1", 9, "127.0.0.1", "127.0.0.1:9"), ("::1", 443, "::1", "[::1]:443"),
+        ("::ffff:192.0.2.7", 65535, "192.0.2.7", "192.0.2.7:65535"),
+        ("2001:db8::1", 1, "2001:db8::1", "[2001:db8::1]:1"),
+    ])
+    func addressesFormatAsHostAndAsHostWithPort(
+        _ literal: String,
+        _ port: Int,
+        _ host: String,
+        _ text: String
+    )
+        throws
+    {
+        let address = try #require(try SocketAddress.resolve(host: literal, port: port).first)
+        #expect(address.host == host)
+        #expect(address.description == text)
+        #expect(SocketAddress.describe(host: address.host, port: address.port) == text)
+    }
+
     @Test func eagainIsAResultNotAnError() throws {
         let wake = try EventFD.create()  // non-blocking, counter 0: a read would block
         var buffer = [UInt8](repeating: 0, count: 8)
