@@ -20,7 +20,8 @@
 #     rest of TLS      the rest of libssl/libcrypto (BoringSSL: CNIOBoringSSL, bssl::): hashing,
 #                      HKDF, AES-GCM, records, the handshake state machine, ASN.1, the ticket
 #     server           the server's own code and the Swift runtime (NIO: its channel pipeline)
-#   messages [--fsync F]   `gatehouse bench messages`, 64 connections x 16 in flight x 64 B:
+#   messages [--fsync F] [--streams]   `gatehouse bench messages`, 64 connections x 16 in flight x
+#                          64 B (--streams: through one stream per connection; Gatehouse alone):
 #     kernel: TCP send / TCP receive / journal write / epoll / thread wake-ups / other
 #             (on loopback, a send also runs the receiving socket's TCP input: softirq under send)
 #     TLS records (libssl/libcrypto, BoringSSL), journal (its thread: records, the SHA-256 digest
@@ -28,8 +29,8 @@
 #     protocol (framing, validation, parsing, replies), server (worker, state machine, glue),
 #     Swift runtime (retain/release, allocation), malloc/free, libc (memcpy and the rest)
 #
-# Usage: scripts/profile.sh handshake|messages [--resume] [--fsync never|always] [--seconds S]
-#                           [--skip-nio] [--no-build] [--keep]
+# Usage: scripts/profile.sh handshake|messages [--resume] [--fsync never|always] [--streams]
+#                           [--seconds S] [--skip-nio] [--no-build] [--keep]
 # Needs perf (Debian: linux-perf) and, without --skip-nio, the NIO baseline's build (.build-nio,
 # see bench.sh); about a minute once built. One round, sampled: read it beside bench.sh's medians.
 set -euo pipefail
@@ -41,12 +42,13 @@ source scripts/bench-lib.sh
 mode=${1:-}
 case "$mode" in
     handshake | messages) shift ;;
-    -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "profile.sh: first argument must be handshake or messages (see --help)" >&2; exit 2 ;;
 esac
 seconds=4
 resume=0
 fsync=never
+streams=()
 skip_nio=0
 no_build=0
 while [ $# -gt 0 ]; do
@@ -54,10 +56,11 @@ while [ $# -gt 0 ]; do
         --seconds) seconds="$2"; shift 2 ;;
         --resume) resume=1; shift ;;
         --fsync) fsync="$2"; shift 2 ;;
+        --streams) streams=(--streams); skip_nio=1; shift ;;  # the NIO baseline has no streams
         --skip-nio) skip_nio=1; shift ;;
         --no-build) no_build=1; shift ;;
         --keep) bench_keep=1; shift ;;
-        -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "profile.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -80,7 +83,7 @@ load() {
     else
         taskset -c 1 "$client_bin" bench messages --connections 64 --window 16 --size 64 --duration "$seconds" \
             --threads 1 --json --host 127.0.0.1 --port "$port" --ca "$work/pki/ca.crt" --server-name localhost \
-            --user bench --token-file "$work/token" >"$out" 2>/dev/null || true
+            "${streams[@]}" --user bench --token-file "$work/token" >"$out" 2>/dev/null || true
     fi
 }
 

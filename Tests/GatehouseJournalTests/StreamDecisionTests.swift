@@ -45,6 +45,25 @@ struct StreamDecisionTests {
         #expect(StreamDecision.writtenStreamRecords([first, second]) == 3)
     }
 
+    /// Streams interleaved in one batch: each run starts from where the stream stood at the end
+    /// of its previous run, and `last` is asked once per stream and group.
+    @Test func interleavedStreamsInOneBatchEachGoOnFromTheirOwnNumber() {
+        let group = Self.batch([
+            (Self.app, 6), (Self.app, 6), (Self.other, 1), (Self.app, 7), (Self.other, 3), (Self.app, 8),
+            (Self.other, 2), (Self.app, 10),
+        ])
+        var asked: [StreamKey] = []
+        let updates = StreamDecision.decide([group]) { key in
+            asked.append(key)
+            return key == Self.app ? 5 : 0
+        }
+        #expect(
+            group.results == [.written, .duplicate, .written, .written, .refused, .written, .written, .refused]
+        )
+        #expect(updates == [Self.app: 8, Self.other: 2])
+        #expect(asked == [Self.app, Self.other])
+    }
+
     /// A lower bound for `last` (what a store thread remembers) refuses what only looks like a
     /// gap; deciding again with the table's number writes it, and nothing is written twice.
     @Test func decidingAgainWithTheTablesNumberUndoesALookalikeGap() {
