@@ -31,6 +31,26 @@ struct BenchPlan: Sendable {
     var streamPrefix: String?
 }
 
+extension BenchPlan {
+    /// What a bench client does after the server's greeting `HELLO gatehouse/1 ...`.
+    enum GreetingAnswer {
+        /// The greeting already names the user: a client certificate authenticated it.
+        case authenticated
+        /// Send this AUTH line.
+        case send(String)
+        case failed(ClientError)
+    }
+
+    func answer(greeting line: String) -> GreetingAnswer {
+        guard line.hasPrefix("HELLO gatehouse/1") else {
+            return .failed(ClientError(.protocolViolation, "unexpected greeting: \(line)"))
+        }
+        if line.split(separator: " ").count >= 4 { return .authenticated }
+        guard let user, let token else { return .failed(ClientError(.configuration, "no token for AUTH")) }
+        return .send("AUTH \(user) \(token)")
+    }
+}
+
 /// The counters every worker updates as it goes, read by the progress line and the report.
 ///
 /// Thread-safe: atomics and one mutex.

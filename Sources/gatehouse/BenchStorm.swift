@@ -210,15 +210,13 @@ final class BenchStorm {
         if let error = ClientError.fromReply(line) { return failed(index, error) }
         switch slot.phase {
         case .opening:
-            guard line.hasPrefix("HELLO gatehouse/1") else {
-                return failed(index, ClientError(.protocolViolation, "unexpected greeting: \(line)"))
+            switch plan.answer(greeting: line) {
+            case .authenticated: return authenticated(index)
+            case .failed(let error): return failed(index, error)
+            case .send(let auth):
+                slot.connection!.queueLine(auth)
+                slot.phase = .authenticating
             }
-            if line.split(separator: " ").count >= 4 { return authenticated(index) }
-            guard let user = plan.user, let token = plan.token else {
-                return failed(index, ClientError(.configuration, "no token for AUTH"))
-            }
-            slot.connection!.queueLine("AUTH \(user) \(token)")
-            slot.phase = .authenticating
         case .authenticating:
             authenticated(index)
         case .up, .idle:

@@ -148,12 +148,13 @@ final class BenchWorker {
                 close(slot)
                 return
             }
-            if line.split(separator: " ").count >= 4 { return authenticated(slot) }
-            guard let user = plan.user, let token = plan.token else {
-                return fail(slot, ClientError(.configuration, "no token for AUTH"))
+            switch plan.answer(greeting: line) {
+            case .authenticated: return authenticated(slot)
+            case .failed(let error): return fail(slot, error)
+            case .send(let auth):
+                slot.connection!.queueLine(auth)
+                slot.phase = .authenticating
             }
-            slot.connection!.queueLine("AUTH \(user) \(token)")
-            slot.phase = .authenticating
         case .authenticating:
             if let error { return fail(slot, error) }
             authenticated(slot)

@@ -72,11 +72,7 @@ struct BenchAndShellTests {
     @Test func shellSaysWhenTheServerCloses() throws {
         let server = try ServerProcess(arguments: ["--idle-timeout", "0.5"])
         // Standard input stays open (a pipe nobody writes to): only the server's idle timeout ends it.
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Repository.clientBinary)
-        process.arguments = ["shell"]
-        process.currentDirectoryURL = URL(fileURLWithPath: server.directory.path)
-        process.environment = server.clientEnvironment()
+        let process = server.clientProcess(["shell"])
         let input = Pipe()
         let output = Pipe()
         process.standardInput = input

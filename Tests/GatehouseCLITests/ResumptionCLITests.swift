@@ -10,11 +10,7 @@ struct ResumptionCLITests {
     /// the connection, then a second message, which the client sends on a new connection.
     /// Returns the client's result; the server's log tells whether the reconnect resumed.
     func sendAcrossAnIdleClose(_ server: ServerProcess, _ extra: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Repository.clientBinary)
-        process.arguments = ["send", "--stream", "app"] + extra
-        process.currentDirectoryURL = URL(fileURLWithPath: server.directory.path)
-        process.environment = server.clientEnvironment()
+        let process = server.clientProcess(["send", "--stream", "app"] + extra)
         let input = Pipe()
         let output = Pipe()
         process.standardInput = input

@@ -94,17 +94,7 @@ struct SendTests {
 
     @Test func interruptReportsWhatWasAndWasNotAcknowledged() throws {
         let server = try ServerProcess()
-        let client = Client(server)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Repository.clientBinary)
-        process.arguments = ["send"]
-        process.environment = [
-            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-            "GATEHOUSE_HOST": server.host, "GATEHOUSE_PORT": String(server.port),
-            "GATEHOUSE_SERVER_NAME": client.serverName, "GATEHOUSE_USER": "alice",
-            "GATEHOUSE_TOKEN": server.tokens["alice"]!, "GATEHOUSE_CA": server.pki.caCertificate,
-        ]
-        process.currentDirectoryURL = URL(fileURLWithPath: server.directory.path)
+        let process = server.clientProcess(["send"])
         let input = Pipe()
         let outFile = server.directory.file("send.out")
         let errFile = server.directory.file("send.err")

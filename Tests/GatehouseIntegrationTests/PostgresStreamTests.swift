@@ -226,10 +226,10 @@ struct PostgresStreamTests {
     ) throws -> (
         Process, String, String
     ) {
-        let client = Process()
-        client.executableURL = URL(fileURLWithPath: Repository.clientBinary)
-        client.arguments = ["send", "--stream", stream, "--file", file, "--retry-for", "60"]
-        client.environment = server.clientEnvironment(port: port)
+        let client = server.clientProcess(
+            ["send", "--stream", stream, "--file", file, "--retry-for", "60"],
+            port: port
+        )
         let out = server.directory.file("send-\(stream).out")
         let err = server.directory.file("send-\(stream).err")
         _ = FileManager.default.createFile(atPath: out, contents: nil)

@@ -22,10 +22,10 @@ struct StreamCrashTests {
         try (1...count).map { "crash test message \($0)" }.joined(separator: "\n").appending("\n")
             .write(toFile: file, atomically: true, encoding: .utf8)
 
-        let client = Process()
-        client.executableURL = URL(fileURLWithPath: Repository.clientBinary)
-        client.arguments = ["send", "--stream", "crash", "--file", file, "--quiet", "--retry-for", "30"]
-        client.environment = server.clientEnvironment(port: proxy.port)
+        let client = server.clientProcess(
+            ["send", "--stream", "crash", "--file", file, "--quiet", "--retry-for", "30"],
+            port: proxy.port
+        )
         let stdout = Pipe()
         let stderr = Pipe()
         client.standardOutput = stdout
@@ -106,10 +106,7 @@ struct StreamCrashTests {
             .write(toFile: file, atomically: true, encoding: .utf8)
         let environment = server.clientEnvironment()
         let arguments = ["send", "--stream", "lines", "--file", file, "--quiet"]
-        let first = Process()
-        first.executableURL = URL(fileURLWithPath: Repository.clientBinary)
-        first.arguments = arguments
-        first.environment = environment
+        let first = server.clientProcess(arguments)
         first.standardOutput = FileHandle.nullDevice
         first.standardError = FileHandle.nullDevice
         try first.run()

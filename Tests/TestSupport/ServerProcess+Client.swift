@@ -12,4 +12,16 @@ extension ServerProcess {
             "GATEHOUSE_TOKEN": tokens[user]!, "GATEHOUSE_CA": pki.caCertificate,
         ]
     }
+
+    /// A `gatehouse` client process for this server, not started: `arguments`, the environment of
+    /// `clientEnvironment(user:port:)`, the test's folder as its directory. The caller sets its
+    /// standard streams and runs it.
+    public func clientProcess(_ arguments: [String], user: String = "alice", port: Int? = nil) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Repository.clientBinary)
+        process.arguments = arguments
+        process.environment = clientEnvironment(user: user, port: port)
+        process.currentDirectoryURL = URL(fileURLWithPath: directory.path)
+        return process
+    }
 }
